@@ -1,0 +1,10 @@
+//! Everything that talks to MySQL or MariaDB: connection and TLS options, preflight checks,
+//! schema introspection and DDL tracking, binlog streaming and decoding, snapshot chunk reads
+//! and heartbeat writes. Produces [`schemas::SourceTx`] values; never writes to PostgreSQL.
+
+pub mod connect;
+pub mod error;
+pub mod preflight;
+
+pub use connect::{SourceOptions, SslMode};
+pub use error::{ReaderError, Result};

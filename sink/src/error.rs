@@ -1,0 +1,119 @@
+//! The sink's errors, classified as transient (retry with backoff from the checkpoint) or
+//! definite (stop with the position, table, key and reason; the checkpoint stays before the
+//! failed transaction).
+
+/// Result type of this crate.
+pub type Result<T, E = SinkError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while writing to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The target URL is invalid.
+    #[error("invalid target url {url}: {reason}")]
+    InvalidUrl {
+        /// The URL with its password redacted.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot connect to PostgreSQL at {addr}")]
+    Connect {
+        /// host:port.
+        addr: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The server refused the credentials.
+    #[error("PostgreSQL at {addr} refused user {user:?}: {message}")]
+    AccessDenied {
+        /// host:port.
+        addr: String,
+        /// The user.
+        user: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The target database does not exist.
+    #[error("database {database:?} does not exist on PostgreSQL at {addr}")]
+    NoDatabase {
+        /// host:port.
+        addr: String,
+        /// The database name.
+        database: String,
+    },
+    /// TLS could not be set up.
+    #[error("TLS setup for PostgreSQL failed: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("{what} failed")]
+    Query {
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+/// SQLSTATEs after which retrying the same work may succeed.
+const TRANSIENT_SQLSTATES: &[&str] = &[
+    "40001", // serialization_failure
+    "40P01", // deadlock_detected
+    "53300", // too_many_connections
+    "55P03", // lock_not_available
+    "57P01", // admin_shutdown
+    "57P02", // crash_shutdown
+    "57P03", // cannot_connect_now
+    "58000", // system_error
+];
+
+/// Whether a driver error is connection trouble or a retryable conflict.
+pub fn is_transient_pg_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || TRANSIENT_SQLSTATES.contains(&c)
+        }
+        // No SQLSTATE: an I/O error or a closed connection.
+        None => e.as_db_error().is_none(),
+    }
+}
+
+impl SinkError {
+    /// Whether retrying (after a backoff, from the checkpoint) may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Connect { source, .. } | SinkError::Query { source, .. } => {
+                is_transient_pg_error(source)
+            }
+            _ => false,
+        }
+    }
+
+    /// What the operator should do, when the error is definite.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SinkError::InvalidUrl { .. } => Some(
+                "write the target as postgres://USER:PASSWORD@HOST:PORT/DATABASE, e.g. postgres://my2pg:secret@pg1:5432/shop"
+                    .into(),
+            ),
+            SinkError::Connect { addr, .. } => Some(format!(
+                "check that PostgreSQL listens on {addr} and that pg_hba.conf lets this machine in"
+            )),
+            SinkError::AccessDenied { user, .. } => {
+                Some(format!("check the password of {user:?} and the pg_hba.conf entry for it"))
+            }
+            SinkError::NoDatabase { database, .. } => Some(format!("create it first: CREATE DATABASE \"{database}\"")),
+            SinkError::Tls { .. } => Some("check sslmode and sslrootcert in the target url".into()),
+            SinkError::Query { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Everything that writes: PostgreSQL connections and DDL, the state kept in the `my2pg` schema
+//! on the target, apply with exactly-once effect and the checkpoint.
+
+pub mod connect;
+pub mod error;
+pub mod preflight;
+
+pub use connect::{SslMode, TargetOptions};
+pub use error::{Result, SinkError};

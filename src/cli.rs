@@ -1,0 +1,151 @@
+//! The command line. Flags are for runtime choices only; everything about *what* to migrate can
+//! also live in the config file. Every flag that touches data has an environment twin.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Overrides};
+use crate::logging::{self, LogFormat};
+use crate::{commands, exit};
+
+const EXAMPLES: &str = "\
+Examples:
+  my2pg check  --source mysql://repl:secret@db1:3306 --target postgres://app:secret@pg1/shop --databases shop
+  my2pg sync   --config my2pg.toml
+  my2pg verify --config my2pg.toml --format json
+  my2pg demo
+
+Environment: MY2PG_SOURCE_URL, MY2PG_TARGET_URL, MY2PG_CONFIG, MY2PG_LOG_FORMAT, RUST_LOG;
+any config key as MY2PG_<SECTION>__<KEY> (e.g. MY2PG_TABLES__EXCLUDE).";
+
+/// Zero-downtime MySQL/MariaDB → PostgreSQL migration: consistent snapshot, change data capture
+/// from the binlog, and row-by-row verification.
+#[derive(Debug, Parser)]
+#[command(name = "my2pg", version, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// Config file (TOML). Defaults to ./my2pg.toml when it exists.
+    #[arg(long, global = true, env = "MY2PG_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MY2PG_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The source, the target and the table selection: shared by every command that touches data.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataArgs {
+    /// Source: mysql://USER:PASSWORD@HOST:PORT[?ssl-mode=required].
+    #[arg(
+        long,
+        env = "MY2PG_SOURCE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub source: Option<String>,
+    /// Target: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require].
+    #[arg(
+        long,
+        env = "MY2PG_TARGET_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub target: Option<String>,
+    /// Migrate every table of these databases (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "MY2PG_DATABASES",
+        value_name = "DB,…"
+    )]
+    pub databases: Vec<String>,
+    /// Include tables matching db.table (wildcards * and ?); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Exclude tables matching db.table; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+impl DataArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            databases: self.databases.clone(),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+}
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    #[default]
+    Text,
+    /// JSON for scripts and CI gates.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that the source and target are ready for a migration.
+    ///
+    /// Connects to both, checks the binlog settings, GTIDs, privileges and retention of the
+    /// source and the encoding and privileges of the target. Exit code 0 when nothing blocks
+    /// the migration, 1 when something does, 2 on error.
+    ///
+    /// Example: my2pg check --source mysql://repl:pw@db1 --target postgres://app:pw@pg1/shop --databases shop
+    Check {
+        /// Source, target and tables.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// Loads the configuration for a command: file, environment, flags; then validates it.
+pub fn load_config(path: Option<&PathBuf>, data: &DataArgs) -> anyhow::Result<Config> {
+    let default = crate::config::default_config_path();
+    let path = path.or(default.as_ref());
+    let cfg = Config::load(path.map(|p| p.as_path()), &data.overrides())?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return exit::report(&anyhow::Error::new(e).context("starting the async runtime"));
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => exit::report(&e),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Check { data, format } => {
+            let cfg = load_config(cli.config.as_ref(), &data)?;
+            commands::check::run(&cfg, format).await
+        }
+    }
+}

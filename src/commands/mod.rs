@@ -1,0 +1,3 @@
+//! One module per subcommand: each wires the stages for its job and prints its report.
+
+pub mod check;
