@@ -331,6 +331,9 @@ mod tests {
     #[test]
     fn redact_url_handles_unparseable_text() {
         assert_eq!(redact_url("mysql://u:p@ss@@h"), "mysql://u:***@h");
-        assert_eq!(redact_url("mysql://u:pass@h:notaport"), "mysql://***@h:notaport");
+        assert_eq!(
+            redact_url("mysql://u:pass@h:notaport"),
+            "mysql://***@h:notaport"
+        );
     }
 }

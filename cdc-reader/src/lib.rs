@@ -5,6 +5,9 @@
 pub mod connect;
 pub mod error;
 pub mod preflight;
+pub mod rows;
+pub mod schema;
+pub mod value;
 
 pub use connect::{SourceOptions, SslMode};
 pub use error::{ReaderError, Result};

@@ -309,10 +309,76 @@ impl Timestamp {
     /// The MySQL zero timestamp.
     pub const ZERO: Timestamp = Timestamp { secs: 0, micros: 0 };
 
+    /// The instant of a UTC calendar reading (proleptic Gregorian). A reading with zero parts
+    /// gives [`Timestamp::ZERO`], which is how MySQL stores its zero timestamp.
+    pub fn from_utc(dt: &DateTime) -> Timestamp {
+        if dt.date.has_zero_part() {
+            return Timestamp::ZERO;
+        }
+        let days = days_from_civil(
+            i64::from(dt.date.year),
+            u32::from(dt.date.month),
+            u32::from(dt.date.day),
+        );
+        let secs = days * 86_400
+            + i64::from(dt.hour) * 3600
+            + i64::from(dt.minute) * 60
+            + i64::from(dt.second);
+        Timestamp {
+            secs,
+            micros: dt.micros,
+        }
+    }
+
+    /// The UTC calendar reading of this instant.
+    pub fn to_utc(&self) -> DateTime {
+        let days = self.secs.div_euclid(86_400);
+        let rem = self.secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        DateTime {
+            date: Date {
+                year: y as u16,
+                month: m as u8,
+                day: d as u8,
+            },
+            hour: (rem / 3600) as u8,
+            minute: ((rem / 60) % 60) as u8,
+            second: (rem % 60) as u8,
+            micros: self.micros,
+        }
+    }
+
     /// Whether this is the zero timestamp.
     pub fn is_zero(&self) -> bool {
         *self == Self::ZERO
     }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`,
+/// exact for every year).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date of a day number since 1970-01-01 (inverse of
+/// [`days_from_civil`]).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// A TIME value: a signed duration. MySQL's range is -838:59:59.000000 to 838:59:59.000000
@@ -449,6 +515,23 @@ mod tests {
         assert_eq!(Decimal::parse("2.000").unwrap().normalized(), "2");
         assert_eq!(Decimal::parse("-3.10").unwrap().normalized(), "-3.1");
         assert_eq!(Decimal::parse("0.000").unwrap().normalized(), "0");
+    }
+
+    #[test]
+    fn civil_days_round_trip_and_known_points() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 1, 1), 10_957);
+        assert_eq!(days_from_civil(1, 1, 1), -719_162);
+        for z in [-800_000i64, -719_162, -1, 0, 1, 10_957, 2_932_896] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        let ts = Timestamp {
+            secs: 2_147_483_647,
+            micros: 5,
+        };
+        assert_eq!(ts.to_utc().to_string(), "2038-01-19 03:14:07.000005");
+        assert_eq!(Timestamp::from_utc(&ts.to_utc()), ts);
     }
 
     #[test]
