@@ -159,14 +159,9 @@ pub async fn read_database(
         } else {
             None
         };
-        let charset = charset
-            .as_deref()
-            .map(Charset::from_name)
-            .or_else(|| match ty {
-                // Binary string types report no character set; JSON on MySQL is utf8mb4.
-                ColumnType::Json => Some(Charset::Utf8mb4),
-                _ => None,
-            });
+        // Binary string types report no character set; JSON on MySQL is utf8mb4.
+        let json_default = matches!(ty, ColumnType::Json).then_some(Charset::Utf8mb4);
+        let charset = charset.as_deref().map(Charset::from_name).or(json_default);
         t.columns.push(Column {
             name,
             ty,
