@@ -2,7 +2,9 @@
 //! schema introspection and DDL tracking, binlog streaming and decoding, snapshot chunk reads
 //! and heartbeat writes. Produces [`schemas::SourceTx`] values; never writes to PostgreSQL.
 
+pub mod binlog;
 pub mod connect;
+pub mod ddl;
 pub mod error;
 pub mod preflight;
 pub mod rows;

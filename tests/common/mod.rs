@@ -1,0 +1,103 @@
+//! Helpers shared by integration tests (each test binary includes this module).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdc_reader::SourceOptions;
+use cdc_reader::binlog::stream::{BinlogReader, StreamConfig};
+use mysql_async::prelude::Queryable;
+use schemas::{Change, SourcePosition, SourceTx, TableId};
+use tokio::sync::mpsc;
+
+/// A connection to the test's MySQL database.
+pub async fn my_conn(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::from_url(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+/// Runs statements, panicking with the statement on error.
+pub async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
+    conn.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The source's current position.
+pub async fn position(url: &str) -> SourcePosition {
+    let mut c = my_conn(url).await;
+    cdc_reader::binlog::stream::current_position(&mut c)
+        .await
+        .unwrap()
+}
+
+/// A reader for tables of database `db` only.
+pub fn reader_for_db(url: &str, db: &str) -> BinlogReader {
+    let db = db.to_owned();
+    let selection: cdc_reader::binlog::decoder::Selection =
+        Arc::new(move |t: &TableId| t.database == db);
+    BinlogReader::new(
+        SourceOptions::from_url(url).unwrap(),
+        StreamConfig::new(selection),
+    )
+}
+
+/// Streams from `from` until `done` says the collected transactions are enough, or panics
+/// after `timeout`.
+pub async fn collect_until(
+    reader: BinlogReader,
+    from: SourcePosition,
+    timeout: Duration,
+    done: impl Fn(&[SourceTx]) -> bool,
+) -> Vec<SourceTx> {
+    let (tx, mut rx) = mpsc::channel(64);
+    let task = tokio::spawn(async move {
+        reader
+            .run_resilient(from, &tx, Duration::from_secs(2))
+            .await
+    });
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done(&got) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(t)) => got.push(t),
+            Ok(None) => panic!("stream ended: {:?}", task.await),
+            Err(_) => panic!(
+                "timed out after {} transactions: {:#?}",
+                got.len(),
+                summary(&got)
+            ),
+        }
+    }
+    drop(rx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    got
+}
+
+/// Row changes across transactions, flattened.
+pub fn rows(txs: &[SourceTx]) -> Vec<&schemas::RowChange> {
+    txs.iter()
+        .flat_map(|t| t.changes.iter())
+        .filter_map(|c| match c {
+            Change::Row(r) => Some(r),
+            Change::Ddl(_) => None,
+        })
+        .collect()
+}
+
+/// A compact description of transactions for failure messages.
+pub fn summary(txs: &[SourceTx]) -> Vec<String> {
+    txs.iter()
+        .map(|t| {
+            format!(
+                "{} {} changes={} frag={:?}",
+                t.gtid.as_ref().map(ToString::to_string).unwrap_or_default(),
+                t.position,
+                t.changes.len(),
+                t.fragment
+            )
+        })
+        .collect()
+}
