@@ -18,6 +18,14 @@ pub async fn my_conn(url: &str) -> mysql_async::Conn {
         .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
+/// A replica server id no other stream of this test process uses (the server refuses two
+/// replicas with one id).
+pub fn unique_server_id() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    1_000_000 + (std::process::id() % 10_000) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Runs statements, panicking with the statement on error.
 pub async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
     conn.query_drop(sql)
