@@ -111,6 +111,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Decode binlog files offline.
+    ///
+    /// Prints one JSON object per event and one per row change, with typed values (or text
+    /// like `mariadb-binlog -vvv`). Every event's CRC32 is checked; a corrupt or truncated file
+    /// stops with the offset of the bad event (exit code 2).
+    ///
+    /// Example: my2pg inspect-binlog /var/lib/mysql/binlog.000042 --format json | jq 'select(.op)'
+    InspectBinlog {
+        /// Binlog files, in order.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Skip events before this byte offset (the format description is always read).
+        #[arg(long, value_name = "N")]
+        start_position: Option<u64>,
+    },
 }
 
 /// Loads the configuration for a command: file, environment, flags; then validates it.
@@ -147,5 +165,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let cfg = load_config(cli.config.as_ref(), &data)?;
             commands::check::run(&cfg, format).await
         }
+        Command::InspectBinlog {
+            files,
+            format,
+            start_position,
+        } => commands::inspect::run(&files, format, start_position),
     }
 }

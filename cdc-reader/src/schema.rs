@@ -316,6 +316,18 @@ async fn mariadb_json_columns(conn: &mut Conn, database: &str) -> Result<Vec<(St
     Ok(out)
 }
 
+/// The default collation of a table (`information_schema.TABLES.TABLE_COLLATION`).
+pub async fn table_collation(conn: &mut Conn, id: &TableId) -> Result<Option<String>> {
+    let c: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&id.database, &id.table),
+        )
+        .await
+        .map_err(q(format!("reading the collation of {id}")))?;
+    Ok(c.flatten())
+}
+
 /// Collation id → character set, from the live server (knows every id, including MariaDB's
 /// UCA 14 collations above 2047). Used to decode text columns named by collation id in binlog
 /// table maps.

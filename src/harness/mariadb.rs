@@ -115,8 +115,12 @@ impl MariaDb {
         let install = process::find_mariadb_bin(&["mariadb-install-db", "mysql_install_db"])?;
         let log = self.dir.join("install.log");
         let mut cmd = Command::new(&install);
+        // Own tmpdir: parallel installs otherwise collide on temporary-table files in /tmp.
+        let tmp = self.dir.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", self.data_dir().display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .arg("--skip-name-resolve");
@@ -155,6 +159,7 @@ impl MariaDb {
                 self.dir.join("mysqld.pid").display()
             ))
             .arg(format!("--log-error={}", log.display()))
+            .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg("--skip-name-resolve")

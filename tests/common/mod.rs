@@ -43,13 +43,18 @@ pub async fn position(url: &str) -> SourcePosition {
 
 /// A reader for tables of database `db` only.
 pub fn reader_for_db(url: &str, db: &str) -> BinlogReader {
+    reader_with(url, db, |_| {})
+}
+
+/// A reader for tables of database `db` only, with settings adjusted by `adjust`.
+pub fn reader_with(url: &str, db: &str, adjust: impl FnOnce(&mut StreamConfig)) -> BinlogReader {
     let db = db.to_owned();
     let selection: cdc_reader::binlog::decoder::Selection =
         Arc::new(move |t: &TableId| t.database == db);
-    BinlogReader::new(
-        SourceOptions::from_url(url).unwrap(),
-        StreamConfig::new(selection),
-    )
+    let mut config = StreamConfig::new(selection);
+    config.server_id = unique_server_id();
+    adjust(&mut config);
+    BinlogReader::new(SourceOptions::from_url(url).unwrap(), config)
 }
 
 /// Streams from `from` until `done` says the collected transactions are enough, or panics

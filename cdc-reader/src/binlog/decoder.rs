@@ -35,6 +35,9 @@ pub enum Decoded {
         file: String,
         /// Offset in it.
         position: u64,
+        /// Whether the server synthesised it (stream start, heartbeat switch) rather than
+        /// reading it from the file: only a real rotation moves the position.
+        fake: bool,
     },
     /// Format description (start of a file).
     FormatDescription {
@@ -161,6 +164,7 @@ impl EventDecoder {
                 Decoded::Rotate {
                     file: self.file.clone(),
                     position: r.position(),
+                    fake: event.header().log_pos() == 0,
                 }
             }
             x if x == EventType::QUERY_EVENT as u8 => {
@@ -312,6 +316,7 @@ impl EventDecoder {
         Ok(Decoded::Rotate {
             file: self.file.clone(),
             position,
+            fake: true,
         })
     }
 }

@@ -201,8 +201,32 @@ pub struct MariaGtidEvent {
     pub gtid: MariaGtid,
     /// `FL_*` flags.
     pub flags: u8,
-    /// XID of an XA transaction (prepared or completed), as `gtrid` + `bqual` bytes.
-    pub xid: Option<Vec<u8>>,
+    /// XID of an XA transaction (prepared or completed).
+    pub xid: Option<Xid>,
+}
+
+/// An XA transaction id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xid {
+    /// formatID.
+    pub format_id: u32,
+    /// Global transaction id bytes.
+    pub gtrid: Vec<u8>,
+    /// Branch qualifier bytes.
+    pub bqual: Vec<u8>,
+}
+
+impl Xid {
+    /// The XID as the server writes it in `XA COMMIT X'…',X'…',n` (upper-case hex).
+    pub fn text(&self) -> String {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+        format!(
+            "X'{}',X'{}',{}",
+            hex(&self.gtrid),
+            hex(&self.bqual),
+            self.format_id
+        )
+    }
 }
 
 impl MariaGtidEvent {
@@ -222,7 +246,7 @@ pub fn parse_maria_gtid(body: &[u8], server_id: u32) -> DecodeResult<MariaGtidEv
         c.u64()?;
     }
     let xid = if flags & (gtid_flags::PREPARED_XA | gtid_flags::COMPLETED_XA) != 0 {
-        let _format_id = c.u32()?;
+        let format_id = c.u32()?;
         let gtrid_len = usize::from(c.u8()?);
         let bqual_len = usize::from(c.u8()?);
         if gtrid_len > 64 || bqual_len > 64 {
@@ -230,7 +254,13 @@ pub fn parse_maria_gtid(body: &[u8], server_id: u32) -> DecodeResult<MariaGtidEv
                 "MariaDB GTID event: XID longer than 64 bytes",
             ));
         }
-        Some(c.take(gtrid_len + bqual_len)?.to_vec())
+        let gtrid = c.take(gtrid_len)?.to_vec();
+        let bqual = c.take(bqual_len)?.to_vec();
+        Some(Xid {
+            format_id,
+            gtrid,
+            bqual,
+        })
     } else {
         None
     };

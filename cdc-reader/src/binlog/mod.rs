@@ -12,6 +12,7 @@
 
 pub mod decoder;
 pub mod event;
+pub mod file;
 pub mod json;
 pub mod rows;
 pub mod stream;

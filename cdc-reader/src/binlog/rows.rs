@@ -462,8 +462,8 @@ fn interpret_bytes(col: &Column, bytes: &[u8]) -> Value {
 }
 
 /// MariaDB column compression (`COMPRESSED` attribute, `sql/field_comp.cc`): a header byte,
-/// 0 for a value stored uncompressed, else `0x80 | lenlen` (bit 3 set when the zlib stream has
-/// no header), `lenlen` bytes of little-endian original length, then the zlib data.
+/// 0 for a value stored uncompressed, else `0x80 | lenlen` (bit 3 set when the deflate stream
+/// has no zlib wrapper), `lenlen` bytes of big-endian original length, then the data.
 fn maria_column_decompress(bytes: &[u8]) -> DecodeResult<Vec<u8>> {
     use std::io::Read as _;
     let mut c = Cursor::new(bytes, "MariaDB compressed column");
@@ -485,7 +485,7 @@ fn maria_column_decompress(bytes: &[u8]) -> DecodeResult<Vec<u8>> {
             "MariaDB compressed column: invalid length size {lenlen}"
         )));
     }
-    let len = c.uint_le(lenlen)?;
+    let len = c.uint_be(lenlen)?;
     if len > super::event::MAX_DECOMPRESSED {
         return Err(DecodeError::new(
             "MariaDB compressed column: claimed length too large",

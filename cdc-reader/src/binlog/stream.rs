@@ -40,7 +40,7 @@ use schemas::{Charset, SourceTx, TableId, TableSchema};
 use super::decoder::{Decoded, EventDecoder, SchemaSource, Selection};
 use super::tablemap::{CollationLookup, parse_table_map};
 use super::tx::Assembler;
-use crate::connect::SourceOptions;
+use crate::connect::{CONNECT_TIMEOUT, SourceOptions};
 use crate::ddl::{TableDdl, classify};
 use crate::error::{ReaderError, Result, is_transient_driver_error};
 use crate::preflight::{Flavor, ServerInfo};
@@ -97,6 +97,7 @@ impl StreamConfig {
 #[derive(Debug, Default)]
 pub struct SchemaCache {
     tables: HashMap<TableId, Option<Arc<TableSchema>>>,
+    table_collations: HashMap<TableId, String>,
     collations: HashMap<u16, Charset>,
 }
 
@@ -129,6 +130,9 @@ impl SchemaCache {
             Err(ReaderError::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
+        if let Some(c) = schema::table_collation(conn, table).await? {
+            self.table_collations.insert(table.clone(), c);
+        }
         self.tables.insert(table.clone(), schema.clone());
         Ok(schema)
     }
@@ -136,6 +140,48 @@ impl SchemaCache {
     /// Forgets `table`.
     pub fn forget(&mut self, table: &TableId) {
         self.tables.insert(table.clone(), None);
+    }
+
+    /// Records the schema of `table` computed from a DDL statement.
+    pub fn set(&mut self, table: &TableId, schema: Arc<TableSchema>) {
+        self.tables.insert(table.clone(), Some(schema));
+    }
+
+    /// The table's default collation, when known.
+    pub fn table_collation(&self, table: &TableId) -> Option<&str> {
+        self.table_collations.get(table).map(String::as_str)
+    }
+
+    /// The schema `id` has after the DDL `statement`: computed from the schema before it when
+    /// the statement can be applied exactly (see `crate::ddl::apply`), else read from
+    /// `information_schema`, else — when the table no longer exists there — the schema before
+    /// it, with a warning.
+    async fn after_ddl(
+        &mut self,
+        conn: &mut Conn,
+        id: &TableId,
+        statement: &str,
+        database: &str,
+    ) -> Result<Option<Arc<TableSchema>>> {
+        let before = self.cached(id);
+        if let Some(b) = &before
+            && let Some(after) =
+                crate::ddl::schema_after(statement, database, id, b, self.table_collation(id))
+        {
+            let after = Arc::new(after);
+            self.set(id, after.clone());
+            return Ok(Some(after));
+        }
+        match self.refresh(conn, id).await? {
+            Some(s) => Ok(Some(s)),
+            None => {
+                warn!(table = %id, statement, "cannot tell the schema after this statement; keeping the one before it");
+                if let Some(b) = &before {
+                    self.set(id, b.clone());
+                }
+                Ok(before)
+            }
+        }
     }
 }
 
@@ -252,6 +298,14 @@ fn stream_error(e: mysql_async::Error, position: &SourcePosition) -> ReaderError
             position: position.to_string(),
             message: s.message.clone(),
         },
+        mysql_async::Error::Server(s) if s.code == 4052 || s.code == 1593 => {
+            ReaderError::Preflight {
+                problem: format!("the source refused the binlog stream: {}", s.message),
+                hint: "another replica (or another my2pg) already uses this server id; give each \
+                       pipeline its own with [source] server_id = N"
+                    .into(),
+            }
+        }
         mysql_async::Error::Server(s) if s.code == 1227 || s.code == 1045 => {
             ReaderError::Preflight {
                 problem: format!("the source refused the binlog stream: {}", s.message),
@@ -294,6 +348,7 @@ impl BinlogReader {
             .is_some_and(|c| c.eq_ignore_ascii_case("CRC32"));
         let mut cache = SchemaCache {
             tables: HashMap::new(),
+            table_collations: HashMap::new(),
             collations: schema::collation_charsets(&mut meta).await?,
         };
 
@@ -348,10 +403,12 @@ impl BinlogReader {
             }
         };
         info!(position = %from, server_id = self.config.server_id, "starting binlog stream");
-        let mut stream = conn
-            .get_binlog_stream(request)
-            .await
-            .map_err(|e| stream_error(e, &from))?;
+        let mut stream =
+            match tokio::time::timeout(CONNECT_TIMEOUT, conn.get_binlog_stream(request)).await {
+                Ok(r) => r.map_err(|e| stream_error(e, &from))?,
+                Err(_) => return Err(ReaderError::StreamLost { source: None }),
+            };
+        debug!("binlog stream requested");
         let mut decoder = EventDecoder::new(start_file, crc);
         let mut asm = Assembler::new(from.clone());
         asm.fragment_bytes = self.config.fragment_bytes;
@@ -373,6 +430,11 @@ impl BinlogReader {
             };
             let header = event.header();
             let t = header.event_type_raw();
+            tracing::trace!(
+                event = super::event::event_type_name(t),
+                log_pos = header.log_pos(),
+                "binlog event"
+            );
             let at_text = format!("{}:{}", decoder.file, header.log_pos());
             let at = || at_text.clone();
             if t == EventType::TABLE_MAP_EVENT as u8 {
@@ -393,6 +455,14 @@ impl BinlogReader {
                     })?;
             let file = decoder.file.clone();
             let log_pos = u64::from(header.log_pos());
+            // A selected table the catalogue no longer has (dropped or renamed since): the
+            // table map's schema is the best knowledge, and later DDL applies to it.
+            if let Decoded::TableMap(m) = &decoded
+                && selected(&m.event.table)
+                && cache.cached(&m.event.table).is_none()
+            {
+                cache.set(&m.event.table, m.schema.clone());
+            }
             match decoded {
                 Decoded::Query(q) if !is_control(&q.statement) => {
                     let change = classify(&q.statement, &q.database);
@@ -424,13 +494,39 @@ impl BinlogReader {
                                     tables.push((id, None));
                                 }
                                 TableDdl::Rename { to } => {
+                                    // The renamed table keeps its schema exactly.
+                                    let before = cache.cached(&id);
                                     cache.forget(&id);
                                     tables.push((id, None));
-                                    let after = cache.refresh(&mut meta, &to).await?;
+                                    let after = match before {
+                                        Some(b) => {
+                                            let moved = Arc::new(TableSchema {
+                                                id: to.clone(),
+                                                ..(*b).clone()
+                                            });
+                                            cache.set(&to, moved.clone());
+                                            Some(moved)
+                                        }
+                                        None => cache.refresh(&mut meta, &to).await?,
+                                    };
                                     tables.push((to, after));
                                 }
-                                _ => {
+                                TableDdl::Truncate => {
+                                    cache.ensure(&mut meta, &id).await?;
+                                    let same = cache.cached(&id);
+                                    tables.push((id, same));
+                                }
+                                TableDdl::Create => {
                                     let after = cache.refresh(&mut meta, &id).await?;
+                                    tables.push((id, after));
+                                }
+                                TableDdl::Alter | TableDdl::CreateIndex | TableDdl::DropIndex => {
+                                    if cache.cached(&id).is_none() {
+                                        cache.ensure(&mut meta, &id).await?;
+                                    }
+                                    let after = cache
+                                        .after_ddl(&mut meta, &id, &q.statement, &q.database)
+                                        .await?;
                                     tables.push((id, after));
                                 }
                             }

@@ -47,8 +47,8 @@ pub mod ty {
     pub const TIMESTAMP2: u8 = 17;
     pub const DATETIME2: u8 = 18;
     pub const TIME2: u8 = 19;
-    pub const MARIA_VARCHAR_COMPRESSED: u8 = 140;
-    pub const MARIA_BLOB_COMPRESSED: u8 = 141;
+    pub const MARIA_VARCHAR_COMPRESSED: u8 = 141;
+    pub const MARIA_BLOB_COMPRESSED: u8 = 140;
     pub const VECTOR: u8 = 242;
     pub const JSON: u8 = 245;
     pub const NEWDECIMAL: u8 = 246;

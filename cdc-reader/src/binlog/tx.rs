@@ -75,7 +75,8 @@ fn xa_id(statement: &str, verb: &str) -> String {
     let rest = upper
         .strip_suffix("ONE PHASE")
         .map_or(rest, |_| &rest[..rest.len() - "ONE PHASE".len()]);
-    rest.trim().to_owned()
+    // Keys compare case-insensitively: the server prints hex in upper case, clients may not.
+    rest.trim().to_ascii_uppercase()
 }
 
 fn starts_with_kw(s: &str, kw: &str) -> bool {
@@ -239,10 +240,12 @@ impl Assembler {
         match decoded {
             Decoded::MariaGtid(g) => {
                 self.start(Some(TxGtid::Maria(g.gtid)), g.standalone(), time_ms)?;
+                // MariaDB logs no XA START statement: the XID travels in the GTID event.
                 if g.flags & super::event::gtid_flags::PREPARED_XA != 0
                     && let Some(open) = self.open.as_mut()
                 {
                     open.xa_prepared_group = true;
+                    open.xa = g.xid.as_ref().map(|x| x.text().to_ascii_uppercase());
                 }
             }
             Decoded::MysqlGtid {
@@ -291,8 +294,12 @@ impl Assembler {
                     self.pending_payload_end = Some(c);
                 }
             }
-            Decoded::Rotate { file, position } => {
-                if position != 0 && self.open.is_none() {
+            Decoded::Rotate {
+                file,
+                position,
+                fake,
+            } => {
+                if !fake && position != 0 && self.open.is_none() {
                     self.advance(None, Some(BinlogCoord::new(file, position)));
                 }
             }
@@ -414,6 +421,23 @@ impl Assembler {
             }
             return Ok(());
         }
+        // Row changes logged as statements cannot be reproduced on another engine exactly.
+        for kw in [
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "REPLACE",
+            "LOAD DATA",
+            "LOAD XML",
+        ] {
+            if starts_with_kw(s, kw) {
+                let shown: String = s.chars().take(120).collect();
+                return Err(DecodeError(format!(
+                    "statement-based row change in the binlog ({shown:?}): the source logs in STATEMENT or MIXED \
+                     format; run SET GLOBAL binlog_format = 'ROW' (and set it in my.cnf), then take a new snapshot"
+                )));
+            }
+        }
         // Anything else is a schema change or an administrative statement; the stream turns
         // schema changes into `Decoded`-level DDL before they reach here (see `push_ddl`).
         let standalone = self.open.as_ref().is_none_or(|t| t.standalone);
@@ -449,5 +473,53 @@ pub fn op_of(c: &Change) -> Option<ChangeOp> {
     match c {
         Change::Row(r) => Some(r.op),
         Change::Ddl(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binlog::event::{MariaGtidEvent, QueryParts, gtid_flags};
+    use schemas::position::MariaGtid;
+
+    fn q(s: &str) -> Decoded {
+        Decoded::Query(QueryParts {
+            database: "d".into(),
+            statement: s.into(),
+        })
+    }
+
+    fn g(seq: u64, flags: u8) -> Decoded {
+        Decoded::MariaGtid(MariaGtidEvent {
+            gtid: MariaGtid {
+                domain: 0,
+                server_id: 1,
+                seq,
+            },
+            flags,
+            xid: None,
+        })
+    }
+
+    #[test]
+    fn xa_prepare_then_commit_emits_the_rows_at_commit() {
+        let mut a = Assembler::new("mariadb-gtid:0-1-1".parse().unwrap());
+        let mut out = Vec::new();
+        let seq = [
+            g(5, gtid_flags::PREPARED_XA),
+            q("XA START X'7831',X'',1"),
+            q("XA END X'7831',X'',1"),
+            Decoded::XaPrepare,
+            g(6, gtid_flags::COMPLETED_XA | gtid_flags::STANDALONE),
+            q("XA COMMIT X'7831',X'',1"),
+        ];
+        for (i, d) in seq.into_iter().enumerate() {
+            a.push(d, 0, "b.000001", 100 + i as u64, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].position.to_string(),
+            "mariadb-gtid:0-1-6@b.000001:105"
+        );
     }
 }

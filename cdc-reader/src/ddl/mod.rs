@@ -9,11 +9,13 @@
 //! neither parsed into table changes nor ever fatal. Temporary tables are ignored (their rows
 //! are never logged in ROW format).
 
+pub mod apply;
+
 use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectNamePart, ObjectType, Statement};
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 
-use schemas::TableId;
+use schemas::{TableId, TableSchema};
 
 /// What a statement does to one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +120,87 @@ pub fn classify(statement: &str, default_db: &str) -> SchemaChange {
         }
         Err(_) => scan(statement, default_db),
     }
+}
+
+/// The schema `id` has after `statement`, computed from `before` (see [`apply`]); `None` when
+/// the statement cannot be applied exactly and `information_schema` must be asked.
+pub fn schema_after(
+    statement: &str,
+    default_db: &str,
+    id: &TableId,
+    before: &TableSchema,
+    default_collation: Option<&str>,
+) -> Option<TableSchema> {
+    let stmts = Parser::parse_sql(&MySqlDialect {}, statement).ok()?;
+    let mut current = before.clone();
+    let mut touched = false;
+    for s in &stmts {
+        match s {
+            Statement::AlterTable(at) if table_id(&at.name, default_db).as_ref() == Some(id) => {
+                current = apply::apply_alter(&current, &at.operations, default_collation)?;
+                touched = true;
+            }
+            Statement::CreateIndex(ci)
+                if table_id(&ci.table_name, default_db).as_ref() == Some(id) =>
+            {
+                let name = ci
+                    .name
+                    .as_ref()
+                    .map(|n| n.to_string().trim_matches('`').to_owned())
+                    .unwrap_or_default();
+                let constraint = if ci.unique {
+                    sqlparser::ast::TableConstraint::Unique(sqlparser::ast::UniqueConstraint {
+                        name: Some(sqlparser::ast::Ident::new(name)),
+                        index_name: None,
+                        index_type_display: sqlparser::ast::KeyOrIndexDisplay::None,
+                        index_type: None,
+                        columns: ci.columns.clone(),
+                        include: vec![],
+                        index_options: vec![],
+                        characteristics: None,
+                        nulls_distinct: sqlparser::ast::NullsDistinctOption::None,
+                    })
+                } else {
+                    sqlparser::ast::TableConstraint::Index(sqlparser::ast::IndexConstraint {
+                        display_as_key: false,
+                        name: Some(sqlparser::ast::Ident::new(name)),
+                        index_type: None,
+                        columns: ci.columns.clone(),
+                        index_options: vec![],
+                    })
+                };
+                let op = AlterTableOperation::AddConstraint {
+                    constraint,
+                    not_valid: false,
+                };
+                current =
+                    apply::apply_alter(&current, std::slice::from_ref(&op), default_collation)?;
+                touched = true;
+            }
+            Statement::Drop {
+                object_type: ObjectType::Index,
+                names,
+                table: Some(t),
+                ..
+            } if table_id(t, default_db).as_ref() == Some(id) => {
+                for n in names {
+                    let name = n.to_string().trim_matches('`').to_owned();
+                    current
+                        .unique_keys
+                        .retain(|i| !i.name.eq_ignore_ascii_case(&name));
+                    current
+                        .indexes
+                        .retain(|i| !i.name.eq_ignore_ascii_case(&name));
+                    if name.eq_ignore_ascii_case("PRIMARY") {
+                        current.primary_key.clear();
+                    }
+                }
+                touched = true;
+            }
+            _ => {}
+        }
+    }
+    touched.then_some(current)
 }
 
 fn classify_statement(s: &Statement, db: &str, out: &mut SchemaChange) {
