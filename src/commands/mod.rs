@@ -1,3 +1,4 @@
 //! One module per subcommand: each wires the stages for its job and prints its report.
 
+pub mod alert;
 pub mod check;
