@@ -297,11 +297,12 @@ impl Alerting {
     }
 }
 
-/// `1 h 5 min`, `42 s`, `1.5 s`: durations for people.
+/// `1 h 5 min`, `42 s`, `42.5 s`: durations for people (tenths of a second below two
+/// minutes, where they can matter for lag).
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
-        0..10 if d.subsec_millis() != 0 => format!("{:.1} s", d.as_secs_f64()),
+        0..120 if d.subsec_millis() >= 50 => format!("{:.1} s", d.as_secs_f64()),
         0..120 => format!("{s} s"),
         120..7200 => match s % 60 {
             0 => format!("{} min", s / 60),
@@ -355,6 +356,8 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(format_duration(Duration::from_millis(42_500)), "42.5 s");
+        assert_eq!(format_duration(Duration::from_millis(42_010)), "42 s");
         assert_eq!(format_duration(Duration::from_secs(42)), "42 s");
         assert_eq!(format_duration(Duration::from_secs(300)), "5 min");
         assert_eq!(format_duration(Duration::from_secs(3905)), "65 min 5 s");
