@@ -365,6 +365,9 @@ fn figment_error(e: figment::Error) -> ConfigError {
             return ConfigError::new(
                 if e.path.is_empty() {
                     field.clone()
+                } else if e.path.last() == Some(field) {
+                    // Inside arrays of tables figment's path already ends with the field.
+                    key
                 } else {
                     format!("{key}.{field}")
                 },
