@@ -259,3 +259,40 @@ async fn the_engine_evaluates_every_second_but_pages_once() {
     assert_eq!(sink.actions(), [Action::Trigger, Action::Resolve]);
     assert!(evaluator.firing().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn signals_are_read_from_the_shared_metrics_and_health() {
+    use my2pg::health::Health;
+    use my2pg::metrics::{Metrics, SnapshotState};
+    use schemas::TableId;
+
+    let m = Metrics::new().unwrap();
+    let h = Health::new();
+    assert_eq!(
+        Signals::observe(&m, &h),
+        Signals::default(),
+        "nothing measured yet"
+    );
+
+    let t = TableId::new("shop", "orders");
+    m.set_heartbeat_interval(None);
+    m.set_estimated_lag(Some(12.0));
+    m.set_drift_rows(&t, 4);
+    m.set_binlog_runway(Some(Duration::from_secs(600)));
+    m.set_snapshot_state(&t, SnapshotState::Copying);
+    tokio::time::advance(Duration::from_secs(90)).await;
+    #[derive(Debug, thiserror::Error)]
+    #[error("binlog_row_image is MINIMAL on the source")]
+    struct Minimal;
+    h.stopped(&Minimal);
+
+    let s = Signals::observe(&m, &h);
+    assert_eq!(s.lag_seconds, Some(12.0));
+    assert_eq!(s.drift_rows, Some(4));
+    assert_eq!(s.binlog_runway_seconds, Some(600.0));
+    assert_eq!(s.snapshot_stalled_for, Some(Duration::from_secs(90)));
+    assert_eq!(
+        s.stopped.as_deref(),
+        Some("binlog_row_image is MINIMAL on the source")
+    );
+}

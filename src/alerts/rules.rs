@@ -208,6 +208,20 @@ enum State {
     },
 }
 
+impl State {
+    /// When the firing episode started and how many triggers it has sent.
+    fn episode(&self) -> Option<(SystemTime, u32)> {
+        match self {
+            State::Firing {
+                since,
+                notifications,
+                ..
+            } => Some((*since, *notifications)),
+            _ => None,
+        }
+    }
+}
+
 /// Evaluates every rule against each [`Signals`] snapshot. Pure apart from the optional
 /// `my2pg_alerts_firing` gauge: the caller passes the time.
 #[derive(Debug)]
@@ -255,26 +269,10 @@ impl Evaluator {
             let Some(v) = rule.reading(s) else { continue };
             let (next, action) = step(rule, state, v, now, wall);
             // A trigger describes the episode it starts or repeats; a resolve the one it ends.
-            let episode = match (&action, &next, &*state) {
-                (
-                    Some(_),
-                    State::Firing {
-                        since,
-                        notifications,
-                        ..
-                    },
-                    _,
-                )
-                | (
-                    Some(_),
-                    _,
-                    State::Firing {
-                        since,
-                        notifications,
-                        ..
-                    },
-                ) => Some((*since, *notifications)),
-                _ => None,
+            let episode = match action {
+                Some(Action::Trigger) => next.episode(),
+                Some(Action::Resolve) => state.episode(),
+                None => None,
             };
             let was_firing = matches!(state, State::Firing { .. });
             let firing = matches!(next, State::Firing { .. });
