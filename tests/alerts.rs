@@ -457,7 +457,7 @@ async fn stalled_apply_pages_once_and_resuming_resolves_once() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(pd.hits().is_empty(), "paged while healthy");
     let lag = metrics.lag_seconds().unwrap();
-    assert!(lag < 0.2, "healthy lag {lag}");
+    assert!(lag < 0.5, "healthy lag {lag}");
 
     paused.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2500)).await;
