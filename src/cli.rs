@@ -15,6 +15,7 @@ Examples:
   my2pg check  --source mysql://repl:secret@db1:3306 --target postgres://app:secret@pg1/shop --databases shop
   my2pg sync   --config my2pg.toml
   my2pg verify --config my2pg.toml --format json
+  my2pg alert test --config my2pg.toml
   my2pg demo
 
 Environment: MY2PG_SOURCE_URL, MY2PG_TARGET_URL, MY2PG_CONFIG, MY2PG_LOG_FORMAT, RUST_LOG;
@@ -129,6 +130,32 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         start_position: Option<u64>,
     },
+    /// Alerting: check the receivers configured in [alerts].
+    Alert {
+        /// What to do.
+        #[command(subcommand)]
+        action: AlertCommand,
+    },
+}
+
+/// `my2pg alert …`.
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test alert to every configured receiver.
+    ///
+    /// Each receiver gets a trigger of the rule "test" (severity info) and then its resolve,
+    /// so nobody is left with an open incident. Prints per-receiver success or failure; exit
+    /// code 0 when every receiver accepted it, 2 otherwise.
+    ///
+    /// Example: my2pg alert test --config my2pg.toml
+    Test {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Send only the trigger and leave the test alert open (to check phone, escalation).
+        #[arg(long)]
+        keep_open: bool,
+    },
 }
 
 /// Loads the configuration for a command: file, environment, flags; then validates it.
@@ -170,5 +197,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
             start_position,
         } => commands::inspect::run(&files, format, start_position),
+        Command::Alert {
+            action: AlertCommand::Test { format, keep_open },
+        } => {
+            let cfg = load_config(cli.config.as_ref(), &DataArgs::default())?;
+            commands::alert::test(&cfg, format, keep_open).await
+        }
     }
 }

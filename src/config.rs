@@ -35,7 +35,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+    /// A problem at `key`, with the fix.
+    pub fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
         ConfigError {
             key: key.into(),
             problem: problem.into(),
@@ -116,6 +117,12 @@ pub struct Config {
     /// Which tables to migrate and where they go.
     #[serde(default)]
     pub tables: TablesConfig,
+    /// `/metrics`, `/healthz` and `/readyz` of `my2pg sync` (see `crate::http`).
+    #[serde(default)]
+    pub http: crate::http::HttpConfig,
+    /// On-call alert rules and receivers (see `crate::alerts` and `docs/alerts.md`).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// `[source]`.
@@ -265,6 +272,8 @@ impl Config {
                 ));
             }
         }
+        self.http.validate()?;
+        self.alerts.validate()?;
         Ok(())
     }
 
@@ -356,6 +365,9 @@ fn figment_error(e: figment::Error) -> ConfigError {
             return ConfigError::new(
                 if e.path.is_empty() {
                     field.clone()
+                } else if e.path.last() == Some(field) {
+                    // Inside arrays of tables figment's path already ends with the field.
+                    key
                 } else {
                     format!("{key}.{field}")
                 },

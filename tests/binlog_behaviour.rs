@@ -41,9 +41,8 @@ async fn large_transaction_arrives_in_fragments_that_only_commit_at_the_end() {
     .await;
     let reader = reader_with(&db.mysql_url, &db.name, |cfg| cfg.fragment_rows = 100);
     let txs = collect_until(reader, from.clone(), Duration::from_secs(30), |t| {
-        t.iter().any(|x| {
-            x.fragment.last && (x.row_count() > 0 || x.fragment.index > 0)
-        })
+        t.iter()
+            .any(|x| x.fragment.last && (x.row_count() > 0 || x.fragment.index > 0))
     })
     .await;
     let frags: Vec<_> = txs
