@@ -13,6 +13,7 @@
 pub mod decoder;
 pub mod event;
 pub mod file;
+pub mod fuzzing;
 pub mod json;
 pub mod rows;
 pub mod stream;
