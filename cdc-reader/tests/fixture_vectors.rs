@@ -186,9 +186,8 @@ fn go_mysql_datetime2_time2_and_unsigned() {
                 display_width: None,
             },
         );
-        let mut c = Cursor::new(&hex(case["hex"].as_str().unwrap()), "vector").clone();
         let data = hex(case["hex"].as_str().unwrap());
-        c = Cursor::new(&data, "vector");
+        let mut c = Cursor::new(&data, "vector");
         let got = decode_value(&mut c, &mc(Wire::Int { bytes }, Some(true)), &col).unwrap();
         assert_eq!(
             got.to_string(),

@@ -113,8 +113,8 @@ fn apply(mut data: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
 }
 
 proptest! {
-    // The long runs belong to cargo-fuzz (see fuzz/README.md); CI runs a few hundred cases.
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // The long runs belong to cargo-fuzz (see fuzz/README.md); CI runs a couple of thousand.
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -334,7 +334,8 @@ pub fn maria_decompress(buf: &[u8]) -> DecodeResult<Vec<u8>> {
             "MariaDB compressed payload claims {len} bytes, more than {MAX_DECOMPRESSED}"
         )));
     }
-    let mut out = Vec::with_capacity(len as usize);
+    // Grow with the data actually inflated, not with the length the (untrusted) header claims.
+    let mut out = Vec::with_capacity((len as usize).min(1 << 16));
     flate2::read::ZlibDecoder::new(c.remaining())
         .take(len + 1)
         .read_to_end(&mut out)

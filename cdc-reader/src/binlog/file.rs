@@ -173,24 +173,23 @@ impl<R: Read> BinlogFileReader<R> {
                 format!("event size {size} is impossible (corrupt header)"),
             ));
         }
+        // Read what the file holds, up to the announced size, without allocating the announced
+        // size up front: a corrupt header may claim a gigabyte.
         let mut raw = header.to_vec();
-        raw.resize(size as usize, 0);
-        let mut filled = HEADER_LEN;
-        while filled < raw.len() {
-            match self.input.read(&mut raw[filled..]) {
-                Ok(0) => {
-                    return Err(self.err(
-                        at,
-                        format!(
-                            "truncated {} event: the header announces {size} bytes, the file ends after {filled}",
-                            event_type_name(header[4])
-                        ),
-                    ));
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.err(at, e.to_string())),
-            }
+        let body = size - HEADER_LEN as u64;
+        let got = (&mut self.input)
+            .take(body)
+            .read_to_end(&mut raw)
+            .map_err(|e| self.err(at, e.to_string()))?;
+        if (got as u64) < body {
+            return Err(self.err(
+                at,
+                format!(
+                    "truncated {} event: the header announces {size} bytes, the file ends after {}",
+                    event_type_name(header[4]),
+                    HEADER_LEN + got
+                ),
+            ));
         }
         self.offset += size;
         Ok(Some((at, raw)))

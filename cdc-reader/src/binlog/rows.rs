@@ -491,7 +491,8 @@ fn maria_column_decompress(bytes: &[u8]) -> DecodeResult<Vec<u8>> {
             "MariaDB compressed column: claimed length too large",
         ));
     }
-    let mut out = Vec::with_capacity(len as usize);
+    // Grow with the data actually inflated, not with the length the (untrusted) header claims.
+    let mut out = Vec::with_capacity((len as usize).min(1 << 16));
     let raw = header & 0x08 != 0;
     let result = if raw {
         flate2::read::DeflateDecoder::new(c.remaining())
