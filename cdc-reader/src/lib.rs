@@ -6,6 +6,7 @@ pub mod connect;
 pub mod error;
 pub mod preflight;
 pub mod rows;
+pub mod scan;
 pub mod schema;
 pub mod value;
 

@@ -781,8 +781,10 @@ mod tests {
 
     #[test]
     fn zero_date_null_relaxes_not_null_outside_the_key() {
-        let mut o = MappingOptions::default();
-        o.zero_date = ZeroDate::Null;
+        let o = MappingOptions {
+            zero_date: ZeroDate::Null,
+            ..Default::default()
+        };
         let mut k = Column::new("d0", ty("date"));
         k.nullable = false;
         let mut d = Column::new("d1", ty("date"));

@@ -177,9 +177,18 @@ fn encode_numeric(n: &Numeric, out: &mut Vec<u8>) -> Result<(), BinaryError> {
         out.extend_from_slice(&0u16.to_be_bytes());
     };
     let d = match n {
-        Numeric::NaN => return Ok(special(NUMERIC_NAN, out)),
-        Numeric::Infinity => return Ok(special(NUMERIC_PINF, out)),
-        Numeric::NegInfinity => return Ok(special(NUMERIC_NINF, out)),
+        Numeric::NaN => {
+            special(NUMERIC_NAN, out);
+            return Ok(());
+        }
+        Numeric::Infinity => {
+            special(NUMERIC_PINF, out);
+            return Ok(());
+        }
+        Numeric::NegInfinity => {
+            special(NUMERIC_NINF, out);
+            return Ok(());
+        }
         Numeric::Value(d) => d,
     };
     let text = d.as_str();

@@ -147,8 +147,9 @@ pub trait CopyTarget {
     fn copy_in_raw(
         &self,
         sql: &str,
-    ) -> impl std::future::Future<Output = std::result::Result<CopyInSink<Bytes>, tokio_postgres::Error>>
-    + Send;
+    ) -> impl std::future::Future<
+        Output = std::result::Result<CopyInSink<Bytes>, tokio_postgres::Error>,
+    > + Send;
 }
 
 impl CopyTarget for Client {
@@ -213,10 +214,13 @@ pub async fn copy_rows<C: CopyTarget + Sync>(
             what: what(),
             source,
         })?;
-    sink.as_mut().finish().await.map_err(|source| SinkError::Query {
-        what: what(),
-        source,
-    })
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|source| SinkError::Query {
+            what: what(),
+            source,
+        })
 }
 
 /// Reads every row of the mapping's target table with a binary COPY, decoded into
@@ -251,10 +255,13 @@ pub async fn read_rows(
             what: what(),
             source,
         })?;
-    let chunks: Vec<Bytes> = stream.try_collect().await.map_err(|source| SinkError::Query {
-        what: what(),
-        source,
-    })?;
+    let chunks: Vec<Bytes> = stream
+        .try_collect()
+        .await
+        .map_err(|source| SinkError::Query {
+            what: what(),
+            source,
+        })?;
     let data: Vec<u8> = chunks.concat();
     let types: Vec<PgType> = m.columns.iter().map(|c| c.pg_type.clone()).collect();
     pgbinary::decode_copy(&types, &data).map_err(|e| encode_err(m, e))

@@ -21,7 +21,7 @@ use crate::error::{Result, SinkError};
 pub const STATE_SCHEMA: &str = "my2pg";
 
 /// Advisory lock key serialising state migrations (`my2pg` in ASCII).
-const STATE_LOCK: i64 = 0x6d79_3270_67;
+const STATE_LOCK: i64 = 0x006d_7932_7067;
 
 /// The state DDL, in order: (version, statement).
 pub const MIGRATIONS: &[(i32, &str)] = &[(

@@ -1,3 +1,5 @@
 //! One module per subcommand: each wires the stages for its job and prints its report.
 
 pub mod check;
+pub mod schema;
+pub mod selection;

@@ -397,8 +397,10 @@ mod tests {
         let (d, notes) = mapped("date", "'0000-00-00'", &o);
         assert_eq!(d, None);
         assert!(notes[0].contains("zero or invalid date"), "{notes:?}");
-        let mut o = MappingOptions::default();
-        o.zero_date = ZeroDate::NegInfinity;
+        let mut o = MappingOptions {
+            zero_date: ZeroDate::NegInfinity,
+            ..Default::default()
+        };
         assert_eq!(
             mapped("datetime", "'0000-00-00 00:00:00'", &o).0.as_deref(),
             Some("'-infinity'::timestamp(0) without time zone")

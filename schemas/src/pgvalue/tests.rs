@@ -62,8 +62,10 @@ fn integers_keep_their_value() {
 
 #[test]
 fn unsigned_bigint_as_bigint_is_a_range_error_naming_column_key_and_value() {
-    let mut o = MappingOptions::default();
-    o.unsigned_bigint_as = UnsignedBigintAs::Bigint;
+    let o = MappingOptions {
+        unsigned_bigint_as: UnsignedBigintAs::Bigint,
+        ..Default::default()
+    };
     assert_eq!(
         convert(
             "bigint unsigned",
@@ -92,8 +94,10 @@ fn tinyint1_is_boolean_only_for_0_and_1() {
     assert_eq!(ok("tinyint(1)", Value::Int(0)), PgValue::Bool(false));
     let e = convert("tinyint(1)", Value::Int(5), &MappingOptions::default()).unwrap_err();
     assert_eq!(e.problem, ConvertProblem::NotBoolean);
-    let mut o = MappingOptions::default();
-    o.tinyint1_as_boolean = false;
+    let o = MappingOptions {
+        tinyint1_as_boolean: false,
+        ..Default::default()
+    };
     assert_eq!(
         convert("tinyint(1)", Value::Int(5), &o).unwrap(),
         PgValue::Int2(5)
@@ -110,8 +114,10 @@ fn zero_dates_under_each_policy() {
         let e = convert("date", v.clone(), &MappingOptions::default()).unwrap_err();
         assert_eq!(e.problem, ConvertProblem::ZeroDate, "{v}");
     }
-    let mut o = MappingOptions::default();
-    o.zero_date = ZeroDate::Null;
+    let mut o = MappingOptions {
+        zero_date: ZeroDate::Null,
+        ..Default::default()
+    };
     assert_eq!(convert("date", zero.clone(), &o).unwrap(), PgValue::Null);
     o.zero_date = ZeroDate::NegInfinity;
     assert_eq!(
@@ -148,8 +154,10 @@ fn zero_dates_under_each_policy() {
 
 #[test]
 fn zero_date_null_in_a_key_column_is_an_error() {
-    let mut o = MappingOptions::default();
-    o.zero_date = ZeroDate::Null;
+    let o = MappingOptions {
+        zero_date: ZeroDate::Null,
+        ..Default::default()
+    };
     let mut d = Column::new("d", ColumnType::Date);
     d.nullable = false;
     let t = Arc::new(TableSchema {
@@ -229,8 +237,10 @@ fn text_policies() {
     .unwrap_err();
     assert_eq!(e.problem, ConvertProblem::NulInText);
     assert!(e.to_string().contains("\"a\\0b\""), "{e}");
-    let mut o = MappingOptions::default();
-    o.nul_in_text = NulInText::Strip;
+    let mut o = MappingOptions {
+        nul_in_text: NulInText::Strip,
+        ..Default::default()
+    };
     assert_eq!(
         convert("text", Value::Text("a\0b".into()), &o).unwrap(),
         PgValue::Text("ab".into())
@@ -251,8 +261,10 @@ fn text_policies() {
             charset: "utf8mb4".into()
         }
     );
-    let mut o = MappingOptions::default();
-    o.invalid_text = InvalidText::Replace;
+    let o = MappingOptions {
+        invalid_text: InvalidText::Replace,
+        ..Default::default()
+    };
     assert_eq!(
         convert("text", bad, &o).unwrap(),
         PgValue::Text("a\u{FFFD}".into())
@@ -273,8 +285,10 @@ fn enum_set_json_bit_geometry() {
         ok("set('x','y')", Value::Set(vec![])),
         PgValue::TextArray(vec![])
     );
-    let mut o = MappingOptions::default();
-    o.set_as = crate::mapping::SetAs::Text;
+    let mut o = MappingOptions {
+        set_as: crate::mapping::SetAs::Text,
+        ..Default::default()
+    };
     assert_eq!(
         convert("set('x','y')", Value::Set(vec!["x".into(), "y".into()]), &o).unwrap(),
         PgValue::Text("x,y".into())

@@ -8,8 +8,8 @@
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use schemas::mapping::{PgTable, PgType};
 use schemas::TableMapping;
+use schemas::mapping::{PgTable, PgType};
 
 use crate::error::{Result, SinkError};
 
@@ -90,7 +90,9 @@ fn same_type(expected: &PgType, found: &str) -> bool {
         PgType::Enum { schema, name } => {
             unquoted == *name || unquoted == format!("{schema}.{name}")
         }
-        PgType::Geometry => unquoted.trim_start_matches("public.").starts_with("geometry"),
+        PgType::Geometry => unquoted
+            .trim_start_matches("public.")
+            .starts_with("geometry"),
         other => other.to_string() == found,
     }
 }

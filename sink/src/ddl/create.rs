@@ -121,7 +121,8 @@ pub fn create_table(m: &TableMapping, naming: &Naming<'_>) -> TablePlan {
     };
     for c in &m.columns {
         if let PgType::Enum { schema, name } = &c.pg_type {
-            plan.statements.push(create_enum_type(schema, name, &c.source_type));
+            plan.statements
+                .push(create_enum_type(schema, name, &c.source_type));
         }
         if c.identity_start.is_some() && !c.pg_type.is_integer() {
             match c.identity_start.map(i64::try_from) {
@@ -141,7 +142,12 @@ pub fn create_table(m: &TableMapping, naming: &Naming<'_>) -> TablePlan {
         }
     }
     let mut lines: Vec<String> = (0..m.columns.len())
-        .map(|i| format!("    {}", column_definition(m, i, default_sql(m, i).as_deref())))
+        .map(|i| {
+            format!(
+                "    {}",
+                column_definition(m, i, default_sql(m, i).as_deref())
+            )
+        })
         .collect();
     if !m.source.primary_key.is_empty() {
         lines.push(format!(
@@ -190,7 +196,8 @@ pub fn create_table(m: &TableMapping, naming: &Naming<'_>) -> TablePlan {
     }
     for c in &m.columns {
         if !c.comment.is_empty() {
-            plan.statements.push(comment_on_column(m, &c.name, &c.comment));
+            plan.statements
+                .push(comment_on_column(m, &c.name, &c.comment));
         }
     }
     plan.statements.extend(on_update_trigger(m));
@@ -292,10 +299,7 @@ pub fn create_index(m: &TableMapping, idx: &Index) -> Result<(String, Vec<String
             ));
         }
         "SPATIAL" => {
-            if m.columns
-                .iter()
-                .any(|c| c.pg_type == PgType::Geometry)
-            {
+            if m.columns.iter().any(|c| c.pg_type == PgType::Geometry) {
                 " USING gist"
             } else {
                 return Err(format!(

@@ -33,7 +33,9 @@ use schemas::{TableId, TableMapping, TableSchema};
 
 pub use compare::{TargetTable, compare, read_target_table};
 pub use create::{TablePlan, create_schema, create_table};
-pub use stream::{DdlDecision, DdlKind, DdlStep, DdlTranslation, translate_ddl, translate_table_ddl};
+pub use stream::{
+    DdlDecision, DdlKind, DdlStep, DdlTranslation, translate_ddl, translate_table_ddl,
+};
 
 use crate::error::{Result, SinkError};
 use crate::state::{self, SchemaHistoryEntry};
@@ -167,7 +169,9 @@ pub async fn apply_schema(
     }
     for (m, t) in mappings.iter().zip(&plan.tables) {
         if let Some(existing) = read_target_table(&tx, &m.target).await? {
-            report.existing.push((t.table.clone(), compare(m, &existing)));
+            report
+                .existing
+                .push((t.table.clone(), compare(m, &existing)));
             continue;
         }
         for s in &t.statements {

@@ -10,9 +10,7 @@
 //! fallback still recognises `TRUNCATE` and `RENAME TABLE`, and the translator treats any
 //! remaining drop-plus-add of columns as ambiguous (it stops rather than guess).
 
-use sqlparser::ast::{
-    AlterTableOperation, ObjectName, ObjectType, RenameTableNameKind, Statement,
-};
+use sqlparser::ast::{AlterTableOperation, ObjectName, ObjectType, RenameTableNameKind, Statement};
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -115,8 +113,7 @@ pub fn parse(statement: &str, default_db: &str) -> ParsedDdl {
                         new_name.value.clone(),
                     )),
                     AlterTableOperation::RenameTable { table_name } => {
-                        let (RenameTableNameKind::To(n) | RenameTableNameKind::As(n)) =
-                            table_name;
+                        let (RenameTableNameKind::To(n) | RenameTableNameKind::As(n)) = table_name;
                         if let Some(new) = table_id(n, &id.database) {
                             out.table_renames.push((id.clone(), new));
                         }
@@ -194,7 +191,11 @@ fn fallback(statement: &str, default_db: &str, out: &mut ParsedDdl) {
     match upper(0).as_deref() {
         Some("TRUNCATE") => {
             out.kind = StatementKind::Truncate;
-            let start = if upper(1).as_deref() == Some("TABLE") { 2 } else { 1 };
+            let start = if upper(1).as_deref() == Some("TABLE") {
+                2
+            } else {
+                1
+            };
             if let Some((id, _)) = name_at(start) {
                 out.truncated.push(id);
             }
@@ -218,7 +219,8 @@ fn fallback(statement: &str, default_db: &str, out: &mut ParsedDdl) {
         }
         Some("ALTER") => out.kind = StatementKind::AlterTable,
         Some("CREATE") => {
-            let replace = upper(1).as_deref() == Some("OR") && upper(2).as_deref() == Some("REPLACE");
+            let replace =
+                upper(1).as_deref() == Some("OR") && upper(2).as_deref() == Some("REPLACE");
             let rest: Vec<String> = (1..6).filter_map(upper).collect();
             if rest.iter().any(|w| w == "TABLE") {
                 out.kind = StatementKind::CreateTable;
@@ -254,7 +256,10 @@ mod tests {
         let p = parse("ALTER TABLE t RENAME COLUMN a TO b", "shop");
         assert_eq!(p.kind, StatementKind::AlterTable);
         assert_eq!(p.column_renames, vec![(id("t"), "a".into(), "b".into())]);
-        let p = parse("ALTER TABLE `t` CHANGE COLUMN `a` `b` BIGINT NOT NULL", "shop");
+        let p = parse(
+            "ALTER TABLE `t` CHANGE COLUMN `a` `b` BIGINT NOT NULL",
+            "shop",
+        );
         assert_eq!(p.column_renames, vec![(id("t"), "a".into(), "b".into())]);
         let p = parse("ALTER TABLE t CHANGE a a BIGINT", "shop");
         assert!(p.column_renames.is_empty());
@@ -294,6 +299,9 @@ mod tests {
         fallback("truncate `t`", "shop", &mut p);
         assert_eq!(p.truncated, vec![id("t")]);
         fallback("RENAME TABLE a TO b, c TO d", "shop", &mut p);
-        assert_eq!(p.table_renames, vec![(id("a"), id("b")), (id("c"), id("d"))]);
+        assert_eq!(
+            p.table_renames,
+            vec![(id("a"), id("b")), (id("c"), id("d"))]
+        );
     }
 }

@@ -40,8 +40,8 @@ use schemas::value::{Date, DateTime, Decimal, Time, Timestamp};
 use schemas::{ColumnType, DdlChange, TableId, TableMapping, Value};
 
 use super::create::{
-    check_expression, column_definition, comment_on_column, default_sql, create_enum_type, create_index,
-    create_schema, create_table, foreign_key, on_update_trigger,
+    check_expression, column_definition, comment_on_column, create_enum_type, create_index,
+    create_schema, create_table, default_sql, foreign_key, on_update_trigger,
 };
 use super::parse::{ParsedDdl, parse};
 use super::{Naming, objects};
@@ -324,20 +324,25 @@ fn map_or_step(
     schema: &TableSchema,
     naming: &Naming<'_>,
     kind: DdlKind,
-) -> Result<TableMapping, DdlStep> {
+) -> Result<TableMapping, Box<DdlStep>> {
     naming.map(Arc::new(schema.clone())).map_err(|e| {
         let hint = e.hint();
-        inexact(
-            step(kind, &schema.id, format!("{kind:?} on {}", schema.id), vec![]),
+        Box::new(inexact(
+            step(
+                kind,
+                &schema.id,
+                format!("{kind:?} on {}", schema.id),
+                vec![],
+            ),
             format!("{e} ({hint})"),
-        )
+        ))
     })
 }
 
 fn create(a: &Arc<TableSchema>, naming: &Naming<'_>) -> Vec<DdlStep> {
     let m = match map_or_step(a, naming, DdlKind::CreateTable) {
         Ok(m) => m,
-        Err(s) => return vec![s],
+        Err(s) => return vec![*s],
     };
     let plan = create_table(&m, naming);
     let mut statements = vec![create_schema(&m.target.schema)];
@@ -354,7 +359,7 @@ fn create(a: &Arc<TableSchema>, naming: &Naming<'_>) -> Vec<DdlStep> {
 fn drop_table(b: &TableSchema, naming: &Naming<'_>) -> DdlStep {
     let m = match map_or_step(b, naming, DdlKind::DropTable) {
         Ok(m) => m,
-        Err(s) => return s,
+        Err(s) => return *s,
     };
     let mut statements = vec![format!("DROP TABLE IF EXISTS {}", m.target.quoted())];
     for c in &m.columns {
@@ -382,14 +387,17 @@ fn drop_table(b: &TableSchema, naming: &Naming<'_>) -> DdlStep {
 fn truncate(b: &TableSchema, naming: &Naming<'_>) -> DdlStep {
     let m = match map_or_step(b, naming, DdlKind::TruncateTable) {
         Ok(m) => m,
-        Err(s) => return s,
+        Err(s) => return *s,
     };
     // MySQL's TRUNCATE resets AUTO_INCREMENT; RESTART IDENTITY also restarts owned sequences.
     step(
         DdlKind::TruncateTable,
         &b.id,
         format!("truncate table {}", b.id),
-        vec![format!("TRUNCATE TABLE {} RESTART IDENTITY", m.target.quoted())],
+        vec![format!(
+            "TRUNCATE TABLE {} RESTART IDENTITY",
+            m.target.quoted()
+        )],
     )
 }
 
@@ -408,7 +416,7 @@ fn rename_table(
         map_or_step(&to, naming, DdlKind::RenameTable),
     ) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(s), _) | (_, Err(s)) => return vec![s],
+        (Err(s), _) | (_, Err(s)) => return vec![*s],
     };
     let mut st = Vec::new();
     let (fs, ts) = (&from.target.schema, &to.target.schema);
@@ -533,8 +541,12 @@ fn rename_table(
     )]
 }
 
-/// The key parts of an index as (target column name, prefix, descending), for comparison.
-fn index_shape(m: &TableMapping, idx: &Index) -> (String, bool, String, Vec<(String, Option<u32>, bool)>) {
+/// An index as (lower-case name, unique, kind, key parts as (target column, prefix,
+/// descending)), for comparison.
+type IndexShape = (String, bool, String, Vec<(String, Option<u32>, bool)>);
+
+/// The shape of an index of `m`.
+fn index_shape(m: &TableMapping, idx: &Index) -> IndexShape {
     (
         idx.name.to_lowercase(),
         idx.unique,
@@ -543,7 +555,9 @@ fn index_shape(m: &TableMapping, idx: &Index) -> (String, bool, String, Vec<(Str
             .iter()
             .map(|p| {
                 (
-                    m.columns.get(p.column).map_or(String::new(), |c| c.name.clone()),
+                    m.columns
+                        .get(p.column)
+                        .map_or(String::new(), |c| c.name.clone()),
                     p.prefix_len,
                     p.descending,
                 )
@@ -563,11 +577,11 @@ fn diff_table(
     let id = &a.id;
     let bm = match map_or_step(b, naming, DdlKind::ModifyColumn) {
         Ok(m) => m,
-        Err(s) => return vec![s],
+        Err(s) => return vec![*s],
     };
     let am = match map_or_step(a, naming, DdlKind::ModifyColumn) {
         Ok(m) => m,
-        Err(s) => return vec![s],
+        Err(s) => return vec![*s],
     };
     let t = am.target.quoted();
     // Match after-columns to before-columns: statement renames, then same name, then a
@@ -585,8 +599,16 @@ fn diff_table(
             .iter()
             .rev()
             .find(|(_, n)| n.eq_ignore_ascii_case(&ac.source_name))
-            .and_then(|(o, _)| bm.columns.iter().position(|c| c.source_name.eq_ignore_ascii_case(o)));
-        let renamed_away = |name: &str| renames.iter().any(|(o, n)| o.eq_ignore_ascii_case(name) && !n.eq_ignore_ascii_case(name));
+            .and_then(|(o, _)| {
+                bm.columns
+                    .iter()
+                    .position(|c| c.source_name.eq_ignore_ascii_case(o))
+            });
+        let renamed_away = |name: &str| {
+            renames
+                .iter()
+                .any(|(o, n)| o.eq_ignore_ascii_case(name) && !n.eq_ignore_ascii_case(name))
+        };
         let by_name = || {
             bm.columns
                 .iter()
@@ -604,8 +626,14 @@ fn diff_table(
         }
         pairs.push((bi, ai));
     }
-    let dropped: Vec<usize> = (0..bm.columns.len()).filter(|&i| !matched_before[i]).collect();
-    let added: Vec<usize> = pairs.iter().filter(|(b, _)| b.is_none()).map(|(_, a)| *a).collect();
+    let dropped: Vec<usize> = (0..bm.columns.len())
+        .filter(|&i| !matched_before[i])
+        .collect();
+    let added: Vec<usize> = pairs
+        .iter()
+        .filter(|(b, _)| b.is_none())
+        .map(|(_, a)| *a)
+        .collect();
     let ambiguous = (!parsed.parsed && !dropped.is_empty() && !added.is_empty()).then(|| {
         "the statement could not be parsed, so a dropped and an added column cannot be told from a rename".to_owned()
     });
@@ -619,23 +647,37 @@ fn diff_table(
 
     // Primary key, by target column names.
     let pk = |m: &TableMapping| -> Vec<String> {
-        m.source.primary_key.iter().filter_map(|&i| m.columns.get(i)).map(|c| c.name.clone()).collect()
+        m.source
+            .primary_key
+            .iter()
+            .filter_map(|&i| m.columns.get(i))
+            .map(|c| c.name.clone())
+            .collect()
     };
     let rename_target = |name: &str| -> String {
         pairs
             .iter()
-            .find(|(bi, _)| bi.and_then(|bi| bm.columns.get(bi)).is_some_and(|c| c.name == name))
+            .find(|(bi, _)| {
+                bi.and_then(|bi| bm.columns.get(bi))
+                    .is_some_and(|c| c.name == name)
+            })
             .and_then(|(_, ai)| am.columns.get(*ai))
             .map_or_else(|| name.to_owned(), |c| c.name.clone())
     };
-    let (bpk, apk) = (pk(&bm).iter().map(|n| rename_target(n)).collect::<Vec<_>>(), pk(&am));
+    let (bpk, apk) = (
+        pk(&bm).iter().map(|n| rename_target(n)).collect::<Vec<_>>(),
+        pk(&am),
+    );
     if bpk != apk {
         if !bpk.is_empty() {
             drop_keys.push(step(
                 DdlKind::DropIndex,
                 id,
                 format!("drop primary key of {id}"),
-                vec![format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}", quote_ident(&objects::pkey(&bm)))],
+                vec![format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+                    quote_ident(&objects::pkey(&bm))
+                )],
             ));
         }
         if !apk.is_empty() {
@@ -646,7 +688,10 @@ fn diff_table(
                 vec![format!(
                     "ALTER TABLE {t} ADD CONSTRAINT {} PRIMARY KEY ({})",
                     quote_ident(&objects::pkey(&am)),
-                    apk.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+                    apk.iter()
+                        .map(|c| quote_ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )],
             ));
         }
@@ -654,12 +699,31 @@ fn diff_table(
     // Indexes, by name and shape (column renames applied to the before side).
     let shape_before = |idx: &Index| {
         let (n, u, k, cols) = index_shape(&bm, idx);
-        (n, u, k, cols.into_iter().map(|(c, p, d)| (rename_target(&c), p, d)).collect::<Vec<_>>())
+        (
+            n,
+            u,
+            k,
+            cols.into_iter()
+                .map(|(c, p, d)| (rename_target(&c), p, d))
+                .collect::<Vec<_>>(),
+        )
     };
-    let before_idx: Vec<&Index> = bm.source.unique_keys.iter().chain(&bm.source.indexes).collect();
-    let after_idx: Vec<&Index> = am.source.unique_keys.iter().chain(&am.source.indexes).collect();
+    let before_idx: Vec<&Index> = bm
+        .source
+        .unique_keys
+        .iter()
+        .chain(&bm.source.indexes)
+        .collect();
+    let after_idx: Vec<&Index> = am
+        .source
+        .unique_keys
+        .iter()
+        .chain(&am.source.indexes)
+        .collect();
     for bi in &before_idx {
-        let same = after_idx.iter().any(|ai| index_shape(&am, ai) == shape_before(bi));
+        let same = after_idx
+            .iter()
+            .any(|ai| index_shape(&am, ai) == shape_before(bi));
         if !same && create_index(&bm, bi).is_ok() {
             drop_keys.push(step(
                 DdlKind::DropIndex,
@@ -674,28 +738,49 @@ fn diff_table(
         }
     }
     for ai in &after_idx {
-        if before_idx.iter().any(|bi| index_shape(&am, ai) == shape_before(bi)) {
+        if before_idx
+            .iter()
+            .any(|bi| index_shape(&am, ai) == shape_before(bi))
+        {
             continue;
         }
         let s = match create_index(&am, ai) {
             Ok((sql, _)) => vec![sql],
             Err(_) => Vec::new(),
         };
-        add_keys.push(step(DdlKind::AddIndex, id, format!("add index {} to {id}", ai.name), s));
+        add_keys.push(step(
+            DdlKind::AddIndex,
+            id,
+            format!("add index {} to {id}", ai.name),
+            s,
+        ));
     }
     // Foreign keys, by name.
     for fk in &bm.source.foreign_keys {
-        if !am.source.foreign_keys.iter().any(|f| f.name.eq_ignore_ascii_case(&fk.name)) {
+        if !am
+            .source
+            .foreign_keys
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(&fk.name))
+        {
             drop_keys.push(step(
                 DdlKind::Other,
                 id,
                 format!("drop foreign key {} of {id}", fk.name),
-                vec![format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}", quote_ident(&objects::foreign_key(&bm, &fk.name)))],
+                vec![format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+                    quote_ident(&objects::foreign_key(&bm, &fk.name))
+                )],
             ));
         }
     }
     for fk in &am.source.foreign_keys {
-        if !bm.source.foreign_keys.iter().any(|f| f.name.eq_ignore_ascii_case(&fk.name)) {
+        if !bm
+            .source
+            .foreign_keys
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(&fk.name))
+        {
             add_keys.push(step(
                 DdlKind::Other,
                 id,
@@ -711,7 +796,11 @@ fn diff_table(
             format!("comment on table {id}"),
             vec![format!(
                 "COMMENT ON TABLE {t} IS {}",
-                if am.source.comment.is_empty() { "NULL".into() } else { schemas::pgtext::quote_literal(&am.source.comment) }
+                if am.source.comment.is_empty() {
+                    "NULL".into()
+                } else {
+                    schemas::pgtext::quote_literal(&am.source.comment)
+                }
             )],
         ));
     }
@@ -721,7 +810,12 @@ fn diff_table(
             quote_ident(&objects::on_update_trigger(&am))
         )];
         st.extend(on_update_trigger(&am));
-        add_keys.push(step(DdlKind::Other, id, format!("ON UPDATE CURRENT_TIMESTAMP trigger of {id}"), st));
+        add_keys.push(step(
+            DdlKind::Other,
+            id,
+            format!("ON UPDATE CURRENT_TIMESTAMP trigger of {id}"),
+            st,
+        ));
     }
 
     for &bi in &dropped {
@@ -730,7 +824,10 @@ fn diff_table(
             DdlKind::DropColumn,
             id,
             format!("drop column {id}.{}", c.source_name),
-            vec![format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {}", quote_ident(&c.name))],
+            vec![format!(
+                "ALTER TABLE {t} DROP COLUMN IF EXISTS {}",
+                quote_ident(&c.name)
+            )],
         );
         drop_cols.push(match &ambiguous {
             Some(why) => inexact(s, why.clone()),
@@ -752,7 +849,10 @@ fn diff_table(
             renames_out.push(step(
                 DdlKind::RenameColumn,
                 id,
-                format!("rename column {id}.{} to {}", bc.source_name, ac.source_name),
+                format!(
+                    "rename column {id}.{} to {}",
+                    bc.source_name, ac.source_name
+                ),
                 vec![format!(
                     "ALTER TABLE {t} RENAME COLUMN {} TO {}",
                     quote_ident(&bc.name),
@@ -763,7 +863,10 @@ fn diff_table(
             renames_out.push(step(
                 DdlKind::RenameColumn,
                 id,
-                format!("rename column {id}.{} to {}", bc.source_name, ac.source_name),
+                format!(
+                    "rename column {id}.{} to {}",
+                    bc.source_name, ac.source_name
+                ),
                 vec![],
             ));
         }
@@ -778,14 +881,30 @@ fn implicit_default(ty: &ColumnType) -> Option<Value> {
         ColumnType::Integer { unsigned: true, .. } => Value::UInt(0),
         ColumnType::Integer { .. } => Value::Int(0),
         ColumnType::Decimal { scale, .. } => Value::Decimal(
-            Decimal::parse(&if *scale == 0 { "0".to_owned() } else { format!("0.{}", "0".repeat(usize::from(*scale))) }).ok()?,
+            Decimal::parse(&if *scale == 0 {
+                "0".to_owned()
+            } else {
+                format!("0.{}", "0".repeat(usize::from(*scale)))
+            })
+            .ok()?,
         ),
         ColumnType::Float => Value::Float(0.0),
         ColumnType::Double => Value::Double(0.0),
-        ColumnType::Bit { width } => Value::Bit { width: *width, bits: 0 },
-        ColumnType::Date => Value::Date(Date { year: 0, month: 0, day: 0 }),
+        ColumnType::Bit { width } => Value::Bit {
+            width: *width,
+            bits: 0,
+        },
+        ColumnType::Date => Value::Date(Date {
+            year: 0,
+            month: 0,
+            day: 0,
+        }),
         ColumnType::DateTime { .. } => Value::DateTime(DateTime {
-            date: Date { year: 0, month: 0, day: 0 },
+            date: Date {
+                year: 0,
+                month: 0,
+                day: 0,
+            },
             hour: 0,
             minute: 0,
             second: 0,
@@ -794,12 +913,16 @@ fn implicit_default(ty: &ColumnType) -> Option<Value> {
         ColumnType::Timestamp { .. } => Value::Timestamp(Timestamp::ZERO),
         ColumnType::Time { .. } => Value::Time(Time::from_micros(0)),
         ColumnType::Year => Value::Year(0),
-        ColumnType::Char { .. } | ColumnType::VarChar { .. } | ColumnType::Text { .. } => Value::Text(String::new()),
+        ColumnType::Char { .. } | ColumnType::VarChar { .. } | ColumnType::Text { .. } => {
+            Value::Text(String::new())
+        }
         ColumnType::Binary { len } => Value::Bytes(vec![0; *len as usize]),
         ColumnType::VarBinary { .. } | ColumnType::Blob { .. } => Value::Bytes(Vec::new()),
         ColumnType::Enum { labels } => Value::Enum(labels.first().cloned().unwrap_or_default()),
         ColumnType::Set { .. } => Value::Set(Vec::new()),
-        ColumnType::Json | ColumnType::Geometry { .. } | ColumnType::Unsupported { .. } => return None,
+        ColumnType::Json | ColumnType::Geometry { .. } | ColumnType::Unsupported { .. } => {
+            return None;
+        }
     })
 }
 
@@ -813,14 +936,20 @@ fn add_column(am: &TableMapping, ai: usize, a: &TableSchema) -> DdlStep {
         statements.push(create_enum_type(schema, name, &ac.source_type));
     }
     if ac.identity_start.is_some() && !ac.pg_type.is_integer() {
-        return inexact(step(DdlKind::AddColumn, id, what, statements), "an AUTO_INCREMENT column that is not an integer in PostgreSQL");
+        return inexact(
+            step(DdlKind::AddColumn, id, what, statements),
+            "an AUTO_INCREMENT column that is not an integer in PostgreSQL",
+        );
     }
     let def = column_definition(am, ai, default_sql(am, ai).as_deref());
     let generated = a.columns.get(ai).and_then(|c| c.generated.as_ref());
     let mut s = match (&ac.default, ac.nullable) {
         _ if ac.identity_start.is_some() => {
             statements.push(format!("ALTER TABLE {t} ADD COLUMN {def}"));
-            inexact(step(DdlKind::AddColumn, id, what, statements), "MySQL numbered the existing rows itself")
+            inexact(
+                step(DdlKind::AddColumn, id, what, statements),
+                "MySQL numbered the existing rows itself",
+            )
         }
         (Some(PgDefault::Value { .. }), _) | (None, true) => {
             statements.push(format!("ALTER TABLE {t} ADD COLUMN {def}"));
@@ -840,7 +969,8 @@ fn add_column(am: &TableMapping, ai: usize, a: &TableSchema) -> DdlStep {
             });
             let fill = fill.and_then(|v| {
                 let shown = v.to_string();
-                ac.convert(&v).map_err(|p| format!("existing rows got {shown}, which {p}"))
+                ac.convert(&v)
+                    .map_err(|p| format!("existing rows got {shown}, which {p}"))
             });
             match fill {
                 Ok(v) => {
@@ -849,7 +979,10 @@ fn add_column(am: &TableMapping, ai: usize, a: &TableSchema) -> DdlStep {
                         "ALTER TABLE {t} ADD COLUMN {}",
                         column_definition(am, ai, Some(&fill))
                     ));
-                    statements.push(format!("ALTER TABLE {t} ALTER COLUMN {} DROP DEFAULT", quote_ident(&ac.name)));
+                    statements.push(format!(
+                        "ALTER TABLE {t} ALTER COLUMN {} DROP DEFAULT",
+                        quote_ident(&ac.name)
+                    ));
                     step(DdlKind::AddColumn, id, what, statements)
                 }
                 Err(why) => {
@@ -860,17 +993,24 @@ fn add_column(am: &TableMapping, ai: usize, a: &TableSchema) -> DdlStep {
         }
     };
     if generated.is_some() && s.inexact.is_none() {
-        s = inexact(s, "a generated column: its values in existing rows are computed on the source and not in the binlog");
+        s = inexact(
+            s,
+            "a generated column: its values in existing rows are computed on the source and not in the binlog",
+        );
     }
     if !ac.comment.is_empty() {
-        s.statements.push(comment_on_column(am, &ac.name, &ac.comment));
+        s.statements
+            .push(comment_on_column(am, &ac.name, &ac.comment));
     }
     s
 }
 
 /// How a type change converts existing values: `Ok(USING expression or None)` when
 /// PostgreSQL ends with MySQL's values, `Err(reason)` when not.
-fn type_change(bc: &schemas::ColumnMapping, ac: &schemas::ColumnMapping) -> Result<Option<String>, String> {
+fn type_change(
+    bc: &schemas::ColumnMapping,
+    ac: &schemas::ColumnMapping,
+) -> Result<Option<String>, String> {
     use PgType::*;
     let col = quote_ident(&ac.name);
     let digits = |t: &PgType| match t {
@@ -888,16 +1028,27 @@ fn type_change(bc: &schemas::ColumnMapping, ac: &schemas::ColumnMapping) -> Resu
             "CASE WHEN length({col}) < {len} THEN {col} || decode(repeat('00', {len} - length({col})), 'hex') ELSE {col} END"
         )));
     }
-    let to_char = matches!(ac.source_type, ColumnType::Char { .. }) && !matches!(bc.source_type, ColumnType::Char { .. });
+    let to_char = matches!(ac.source_type, ColumnType::Char { .. })
+        && !matches!(bc.source_type, ColumnType::Char { .. });
     let exact = match (&bc.pg_type, &ac.pg_type) {
         (a, b) if a == b => true,
-        (SmallInt, Integer | BigInt) | (Integer, BigInt) | (Real, Double) | (Date, Timestamp { .. }) => true,
+        (SmallInt, Integer | BigInt)
+        | (Integer, BigInt)
+        | (Real, Double)
+        | (Date, Timestamp { .. }) => true,
         (SmallInt | Integer | BigInt, Numeric { precision, scale }) => {
             i32::from(*precision) - i32::from(*scale) >= digits(&bc.pg_type)
         }
-        (Numeric { precision: p1, scale: s1 }, Numeric { precision: p2, scale: s2 }) => {
-            s2 >= s1 && i32::from(*p2) - i32::from(*s2) >= i32::from(*p1) - i32::from(*s1)
-        }
+        (
+            Numeric {
+                precision: p1,
+                scale: s1,
+            },
+            Numeric {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s2 >= s1 && i32::from(*p2) - i32::from(*s2) >= i32::from(*p1) - i32::from(*s1),
         (VarChar { .. } | Text, VarChar { .. } | Text) => true,
         (Timestamp { precision: p }, Timestamp { precision: q })
         | (Timestamptz { precision: p }, Timestamptz { precision: q })
@@ -909,12 +1060,18 @@ fn type_change(bc: &schemas::ColumnMapping, ac: &schemas::ColumnMapping) -> Resu
             return Ok(Some(format!("{col}::{}", ac.pg_type)));
         }
         (BitVarying { .. }, BitVarying { len }) => {
-            return Ok(Some(format!("lpad({col}::text, {len}, '0')::bit varying({len})")));
+            return Ok(Some(format!(
+                "lpad({col}::text, {len}, '0')::bit varying({len})"
+            )));
         }
         (Boolean, BitVarying { len }) if matches!(bc.source_type, ColumnType::Bit { .. }) => {
-            return Ok(Some(format!("lpad({col}::int::text, {len}, '0')::bit varying({len})")));
+            return Ok(Some(format!(
+                "lpad({col}::int::text, {len}, '0')::bit varying({len})"
+            )));
         }
-        (Boolean, SmallInt | Integer | BigInt) => return Ok(Some(format!("{col}::int::{}", ac.pg_type))),
+        (Boolean, SmallInt | Integer | BigInt) => {
+            return Ok(Some(format!("{col}::int::{}", ac.pg_type)));
+        }
         _ => false,
     };
     if !exact {
@@ -931,18 +1088,26 @@ fn modify_column(bm: &TableMapping, bi: usize, am: &TableMapping, ai: usize) -> 
     let t = am.target.quoted();
     let (bc, ac) = (&bm.columns[bi], &am.columns[ai]);
     let col = quote_ident(&ac.name);
-    let what = format!("modify column {id}.{} {} → {}", ac.source_name, bc.source_type, ac.source_type);
+    let what = format!(
+        "modify column {id}.{} {} → {}",
+        ac.source_name, bc.source_type, ac.source_type
+    );
     let mut st = Vec::new();
     let mut why = None;
     let check_changed = bc.allowed != ac.allowed || bc.pg_type != ac.pg_type;
     if check_changed && bc.allowed.is_some() {
-        st.push(format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}", quote_ident(&objects::check(bm, &bc.name))));
+        st.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+            quote_ident(&objects::check(bm, &bc.name))
+        ));
     }
     if bc.pg_type != ac.pg_type || bc.source_type != ac.source_type {
         match (&bc.pg_type, &ac.pg_type) {
             (PgType::Enum { schema, name }, PgType::Enum { .. }) => {
                 // Same type object: only appended labels keep every value's meaning.
-                let (ColumnType::Enum { labels: old }, ColumnType::Enum { labels: new }) = (&bc.source_type, &ac.source_type) else {
+                let (ColumnType::Enum { labels: old }, ColumnType::Enum { labels: new }) =
+                    (&bc.source_type, &ac.source_type)
+                else {
                     return vec![];
                 };
                 if new.starts_with(old) {
@@ -975,7 +1140,11 @@ fn modify_column(bm: &TableMapping, bi: usize, am: &TableMapping, ai: usize) -> 
                 }
                 why = reason;
                 if let PgType::Enum { schema, name } = &bc.pg_type {
-                    st.push(format!("DROP TYPE IF EXISTS {}.{}", quote_ident(schema), quote_ident(name)));
+                    st.push(format!(
+                        "DROP TYPE IF EXISTS {}.{}",
+                        quote_ident(schema),
+                        quote_ident(name)
+                    ));
                 }
             }
         }
@@ -998,7 +1167,10 @@ fn modify_column(bm: &TableMapping, bi: usize, am: &TableMapping, ai: usize) -> 
     }
     if bc.default != ac.default && ac.identity_start.is_none() {
         st.push(match &ac.default {
-            Some(d) => format!("ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {}", d.to_sql(&ac.pg_type)),
+            Some(d) => format!(
+                "ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {}",
+                d.to_sql(&ac.pg_type)
+            ),
             None => format!("ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT"),
         });
     }

@@ -77,7 +77,11 @@ fn add_nullable_column() {
 fn add_not_null_column_fills_mysql_implicit_default() {
     let mut a = base();
     a.columns.push(col("qty", "int", false));
-    let t = run("ALTER TABLE t ADD COLUMN qty INT NOT NULL", &base(), Some(&a));
+    let t = run(
+        "ALTER TABLE t ADD COLUMN qty INT NOT NULL",
+        &base(),
+        Some(&a),
+    );
     assert_eq!(
         applied(&t),
         vec![
@@ -87,9 +91,15 @@ fn add_not_null_column_fills_mysql_implicit_default() {
     );
     let mut a = base();
     a.columns.push(col("kind", "enum('x','y')", false));
-    let t = run("ALTER TABLE t ADD kind ENUM('x','y') NOT NULL", &base(), Some(&a));
+    let t = run(
+        "ALTER TABLE t ADD kind ENUM('x','y') NOT NULL",
+        &base(),
+        Some(&a),
+    );
     assert!(
-        t.statements[0].contains(r#"DEFAULT 'x' NOT NULL CONSTRAINT "t_kind_check" CHECK ("kind" IN ('x', 'y', ''))"#),
+        t.statements[0].contains(
+            r#"DEFAULT 'x' NOT NULL CONSTRAINT "t_kind_check" CHECK ("kind" IN ('x', 'y', ''))"#
+        ),
         "{t:#?}"
     );
 }
@@ -100,8 +110,10 @@ fn add_not_null_date_follows_zero_date_policy() {
     a.columns.push(col("d", "date", false));
     let t = run("ALTER TABLE t ADD d DATE NOT NULL", &base(), Some(&a));
     assert!(stop_reason(&t).contains("0000-00-00"), "{t:#?}");
-    let mut o = MappingOptions::default();
-    o.zero_date = ZeroDate::NegInfinity;
+    let o = MappingOptions {
+        zero_date: ZeroDate::NegInfinity,
+        ..Default::default()
+    };
     let t = run_with("ALTER TABLE t ADD d DATE NOT NULL", &base(), Some(&a), &o);
     assert_eq!(
         applied(&t)[0],
@@ -144,7 +156,11 @@ fn drop_column() {
 fn rename_column_is_not_a_drop_and_add() {
     let mut a = base();
     a.columns[1].name = "title".into();
-    let t = run("ALTER TABLE t RENAME COLUMN name TO title", &base(), Some(&a));
+    let t = run(
+        "ALTER TABLE t RENAME COLUMN name TO title",
+        &base(),
+        Some(&a),
+    );
     assert_eq!(
         applied(&t),
         vec![r#"ALTER TABLE "shop"."t" RENAME COLUMN "name" TO "title""#]
@@ -152,7 +168,11 @@ fn rename_column_is_not_a_drop_and_add() {
     // CHANGE renames and widens in one statement.
     let mut a = base();
     a.columns[0] = col("ident", "bigint", false);
-    let t = run("ALTER TABLE t CHANGE id ident BIGINT NOT NULL", &base(), Some(&a));
+    let t = run(
+        "ALTER TABLE t CHANGE id ident BIGINT NOT NULL",
+        &base(),
+        Some(&a),
+    );
     assert_eq!(
         applied(&t),
         vec![
@@ -167,7 +187,10 @@ fn unparseable_drop_plus_add_stops() {
     let mut a = base();
     a.columns[1].name = "title".into();
     let t = run("ALTER TABLE t this is not sql", &base(), Some(&a));
-    assert!(stop_reason(&t).contains("cannot be told from a rename"), "{t:#?}");
+    assert!(
+        stop_reason(&t).contains("cannot be told from a rename"),
+        "{t:#?}"
+    );
 }
 
 #[test]
@@ -187,7 +210,11 @@ fn modify_column_exact_and_inexact() {
     let mut a = base();
     a.columns[1].nullable = false;
     a.columns[1].default = Some("'x'".into());
-    let t = run("ALTER TABLE t MODIFY name VARCHAR(10) NOT NULL DEFAULT 'x'", &base(), Some(&a));
+    let t = run(
+        "ALTER TABLE t MODIFY name VARCHAR(10) NOT NULL DEFAULT 'x'",
+        &base(),
+        Some(&a),
+    );
     assert_eq!(
         applied(&t),
         vec![
@@ -199,7 +226,10 @@ fn modify_column_exact_and_inexact() {
 
 #[test]
 fn binary_widening_pads_like_mysql_and_enum_labels_swap_the_check() {
-    let b = table("t", vec![col("id", "int", false), col("h", "binary(4)", true)]);
+    let b = table(
+        "t",
+        vec![col("id", "int", false), col("h", "binary(4)", true)],
+    );
     let mut a = b.clone();
     a.columns[1] = col("h", "binary(8)", true);
     let t = run("ALTER TABLE t MODIFY h BINARY(8)", &b, Some(&a));
@@ -209,7 +239,10 @@ fn binary_widening_pads_like_mysql_and_enum_labels_swap_the_check() {
             r#"ALTER TABLE "shop"."t" ALTER COLUMN "h" TYPE bytea USING CASE WHEN length("h") < 8 THEN "h" || decode(repeat('00', 8 - length("h")), 'hex') ELSE "h" END"#
         ]
     );
-    let b = table("t", vec![col("id", "int", false), col("e", "enum('a','b')", true)]);
+    let b = table(
+        "t",
+        vec![col("id", "int", false), col("e", "enum('a','b')", true)],
+    );
     let mut a = b.clone();
     a.columns[1] = col("e", "enum('a','b','c,d')", true);
     let t = run("ALTER TABLE t MODIFY e ENUM('a','b','c,d')", &b, Some(&a));
@@ -256,7 +289,13 @@ fn create_drop_rename_truncate_tables() {
         target_schema: &|db: &str| db.to_owned(),
         migrated: &|_: &TableId| true,
     };
-    let t = translate_table_ddl("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))", "shop", None, Some(&base()), &naming);
+    let t = translate_table_ddl(
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))",
+        "shop",
+        None,
+        Some(&base()),
+        &naming,
+    );
     assert_eq!(
         applied(&t),
         vec![
@@ -287,7 +326,11 @@ fn create_drop_rename_truncate_tables() {
         applied(&t),
         vec![r#"TRUNCATE TABLE "shop"."t" RESTART IDENTITY"#]
     );
-    let t = run("CREATE OR REPLACE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))", &base(), Some(&base()));
+    let t = run(
+        "CREATE OR REPLACE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))",
+        &base(),
+        Some(&base()),
+    );
     assert_eq!(t.steps[0].kind, DdlKind::DropTable);
     assert_eq!(t.steps[1].kind, DdlKind::CreateTable);
 }
@@ -326,10 +369,17 @@ fn rename_across_databases_and_swaps() {
     let t = translate_ddl(&change, &before, &naming);
     let st = applied(&t);
     assert_eq!(st[0], r#"ALTER TABLE "pg_shop"."t" RENAME TO "tmp""#);
-    assert!(st.contains(&r#"ALTER TABLE "pg_shop"."b" RENAME TO "t""#), "{st:#?}");
-    assert!(st.contains(&r#"ALTER TABLE "pg_shop"."tmp" RENAME TO "b""#), "{st:#?}");
     assert!(
-        !st.iter().any(|s| s.contains("ADD COLUMN") || s.contains("DROP COLUMN")),
+        st.contains(&r#"ALTER TABLE "pg_shop"."b" RENAME TO "t""#),
+        "{st:#?}"
+    );
+    assert!(
+        st.contains(&r#"ALTER TABLE "pg_shop"."tmp" RENAME TO "b""#),
+        "{st:#?}"
+    );
+    assert!(
+        !st.iter()
+            .any(|s| s.contains("ADD COLUMN") || s.contains("DROP COLUMN")),
         "a swap changes no columns: {st:#?}"
     );
     // Across databases.
@@ -343,7 +393,11 @@ fn rename_across_databases_and_swaps() {
             (TableId::new("archive", "t"), Some(Arc::new(moved))),
         ],
     };
-    let t = translate_ddl(&change, &|id| (id.table == "t" && id.database == "shop").then(|| ta.clone()), &naming);
+    let t = translate_ddl(
+        &change,
+        &|id| (id.table == "t" && id.database == "shop").then(|| ta.clone()),
+        &naming,
+    );
     assert_eq!(
         applied(&t),
         vec![r#"ALTER TABLE "pg_shop"."t" SET SCHEMA "pg_archive""#]
@@ -373,7 +427,14 @@ fn one_stopping_step_stops_the_whole_statement() {
     let mut a = base();
     a.columns.push(col("ok", "int", true));
     a.columns[1] = col("name", "int", true);
-    let t = run("ALTER TABLE t ADD ok INT, MODIFY name INT", &base(), Some(&a));
+    let t = run(
+        "ALTER TABLE t ADD ok INT, MODIFY name INT",
+        &base(),
+        Some(&a),
+    );
     assert!(matches!(t.decision, DdlDecision::Stop { .. }));
-    assert!(t.statements.is_empty(), "nothing of a stopped statement is applied");
+    assert!(
+        t.statements.is_empty(),
+        "nothing of a stopped statement is applied"
+    );
 }
