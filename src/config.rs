@@ -365,8 +365,12 @@ fn figment_error(e: figment::Error) -> ConfigError {
                 .collect::<Vec<_>>()
                 .join(", ");
             return ConfigError::new(
+                // Figment's path ends with the field itself for structs with a container-level
+                // `#[serde(default)]` (such as `[mapping]`), and before it otherwise.
                 if e.path.is_empty() {
                     field.clone()
+                } else if e.path.last() == Some(field) {
+                    key
                 } else {
                     format!("{key}.{field}")
                 },
