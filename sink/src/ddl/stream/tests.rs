@@ -1,5 +1,6 @@
 //! Each DDL kind, exact and inexact, against hand-written expected PostgreSQL statements.
 
+use schemas::ColumnType;
 use schemas::mapping::{DdlAction, MappingOptions, ZeroDate};
 use schemas::table::{Column, Index, IndexColumn};
 
