@@ -115,7 +115,7 @@ fn render_text(r: &CheckReport) -> String {
                     None => f.table.to_string(),
                 };
                 let count = if f.count > 0 {
-                    format!("{} rows: ", f.count)
+                    format!("{} row{}: ", f.count, if f.count == 1 { "" } else { "s" })
                 } else {
                     String::new()
                 };
