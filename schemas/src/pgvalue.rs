@@ -21,7 +21,6 @@ use serde::Serialize;
 use crate::charset::Charset;
 use crate::mapping::options::{InvalidText, NulInText, ZeroDate, is_real_date};
 use crate::mapping::{ColumnMapping, PgType, TableMapping};
-use crate::table::ColumnType;
 use crate::value::{Date, DateTime, Decimal, Row, Timestamp, Value, days_from_civil};
 
 /// Days from 1970-01-01 (Unix) to 2000-01-01 (PostgreSQL's epoch).
@@ -559,11 +558,6 @@ impl ColumnMapping {
             ZeroDate::NegInfinity => Ok(neg_inf),
             ZeroDate::Fixed(dt) => fixed(&dt).ok_or(ConvertProblem::ZeroDate),
         }
-    }
-
-    /// Whether values of this column are text in the source (for the `check` scan).
-    pub fn is_source_text(&self) -> bool {
-        self.source_type.is_text() || matches!(self.source_type, ColumnType::Json)
     }
 }
 

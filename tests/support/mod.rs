@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod roundtrip;
+
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::mapping::{MappingOptions, NulInText, UnsignedBigintAs, map_table};
-use crate::table::{Column, TableId, TableSchema};
+use crate::table::{Column, ColumnType, TableId, TableSchema};
 use crate::value::Time;
 
 fn mapping(ty: &str, opts: &MappingOptions) -> TableMapping {
