@@ -13,6 +13,8 @@ use crate::{commands, exit};
 const EXAMPLES: &str = "\
 Examples:
   my2pg check  --source mysql://repl:secret@db1:3306 --target postgres://app:secret@pg1/shop --databases shop
+  my2pg schema --source mysql://repl:secret@db1:3306 --databases shop > schema.sql
+  my2pg schema --config my2pg.toml --apply
   my2pg sync   --config my2pg.toml
   my2pg verify --config my2pg.toml --format json
   my2pg alert test --config my2pg.toml
@@ -130,6 +132,28 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         start_position: Option<u64>,
     },
+    /// Print the PostgreSQL DDL for the selected tables, or apply it to the target.
+    ///
+    /// Columns with their mapped types, NOT NULL, translated defaults, AUTO_INCREMENT as an
+    /// identity, primary and unique keys, indexes, CHECKs for ENUM/SET, comments, a trigger for
+    /// ON UPDATE CURRENT_TIMESTAMP, foreign keys NOT VALID. With --target, tables that already
+    /// exist are compared with the mapping and their differences reported (never altered);
+    /// with --apply the missing tables are created in one transaction. The mapping options are
+    /// the [mapping] section of the config file (docs/type-mapping.md). Exit code 0 when done,
+    /// 1 when an existing table differs from the mapping, 2 on error.
+    ///
+    /// Example: my2pg schema --source mysql://repl:pw@db1 --target postgres://app:pw@pg1/shop --databases shop --apply
+    Schema {
+        /// Source, target and tables.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Create the missing tables on the target (in one transaction).
+        #[arg(long)]
+        apply: bool,
+        /// Output format: the SQL script (text) or the mapping and report (json).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Alerting: check the receivers configured in [alerts].
     Alert {
         /// What to do.
@@ -202,6 +226,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let cfg = load_config(cli.config.as_ref(), &DataArgs::default())?;
             commands::alert::test(&cfg, format, keep_open).await
+        }
+        Command::Schema {
+            data,
+            apply,
+            format,
+        } => {
+            let cfg = load_config(cli.config.as_ref(), &data)?;
+            commands::schema::run(&cfg, apply, format).await
         }
     }
 }

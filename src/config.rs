@@ -123,6 +123,10 @@ pub struct Config {
     /// On-call alert rules and receivers (see `crate::alerts` and `docs/alerts.md`).
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// How types map and what happens to values PostgreSQL cannot hold
+    /// (`docs/type-mapping.md`).
+    #[serde(default)]
+    pub mapping: schemas::mapping::MappingOptions,
 }
 
 /// `[source]`.
@@ -263,6 +267,13 @@ impl Config {
                 ));
             }
         }
+        self.mapping.validate().map_err(|e| {
+            ConfigError::new(
+                e.key,
+                e.problem,
+                "see docs/type-mapping.md for the [mapping] keys and their values",
+            )
+        })?;
         for (db, schema) in &self.tables.schema_map {
             if schema.is_empty() || schema.len() > 63 {
                 return Err(ConfigError::new(
@@ -363,6 +374,8 @@ fn figment_error(e: figment::Error) -> ConfigError {
                 .collect::<Vec<_>>()
                 .join(", ");
             return ConfigError::new(
+                // Figment's path ends with the field itself for structs with a container-level
+                // `#[serde(default)]` (such as `[mapping]`), and before it otherwise.
                 if e.path.is_empty() {
                     field.clone()
                 } else if e.path.last() == Some(field) {
@@ -626,6 +639,37 @@ mod tests {
         assert!(s.selects(&TableId::new("billing", "invoices")));
         assert!(!s.selects(&TableId::new("other", "t")));
         assert!(TablePattern::parse("shop").is_err());
+    }
+
+    #[test]
+    fn mapping_section_reads_options_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "[mapping]\nzero_date = \"-infinity\"\nenum_as = \"pg_enum\"\n\
+             [mapping.columns.\"shop.orders.created\"]\nzero_date = \"null\"\n\
+             [mapping.ddl]\ndrop_column = \"stop\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "NONE").then(String::new);
+        let cfg = Config::load_with_env(Some(&path), &Overrides::default(), &env).unwrap();
+        cfg.validate().unwrap();
+        use schemas::mapping::{DdlAction, EnumAs, ZeroDate};
+        assert_eq!(cfg.mapping.zero_date, ZeroDate::NegInfinity);
+        assert_eq!(cfg.mapping.enum_as, EnumAs::PgEnum);
+        assert_eq!(cfg.mapping.ddl.drop_column, DdlAction::Stop);
+        let t = TableId::new("shop", "orders");
+        assert_eq!(
+            cfg.mapping.policy_for(&t, "created").zero_date,
+            ZeroDate::Null
+        );
+        std::fs::write(&path, "[mapping]\nzero_dates = \"null\"\n").unwrap();
+        let e = Config::load_with_env(Some(&path), &Overrides::default(), &env).unwrap_err();
+        assert_eq!(e.key, "mapping.zero_dates", "{e}");
+        std::fs::write(&path, "[mapping]\nzero_date = \"epoch\"\n").unwrap();
+        let e = Config::load_with_env(Some(&path), &Overrides::default(), &env).unwrap_err();
+        assert!(e.to_string().contains("zero_date"), "{e}");
     }
 
     #[test]

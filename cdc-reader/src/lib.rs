@@ -8,6 +8,7 @@ pub mod ddl;
 pub mod error;
 pub mod preflight;
 pub mod rows;
+pub mod scan;
 pub mod schema;
 pub mod value;
 

@@ -140,6 +140,66 @@ impl Charset {
     }
 }
 
+impl Charset {
+    /// Decodes `bytes`, replacing each invalid sequence with U+FFFD (the `invalid_text =
+    /// "replace"` policy). Valid text decodes exactly as [`Charset::decode`] does; the
+    /// `binary` set and sets my2pg cannot decode fall back to UTF-8.
+    pub fn decode_lossy(&self, bytes: &[u8]) -> String {
+        if let Value::Text(s) = self.decode(bytes) {
+            return s;
+        }
+        let utf16 = |big_endian: bool, bmp_only: bool| -> String {
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .map(|c| match c {
+                    [a, b] if big_endian => u16::from_be_bytes([*a, *b]),
+                    [a, b] => u16::from_le_bytes([*a, *b]),
+                    // A dangling byte is an invalid unit: a lone surrogate decodes to U+FFFD.
+                    _ => 0xD800,
+                })
+                .collect();
+            char::decode_utf16(units)
+                .map(|r| match r {
+                    Ok(c) if bmp_only && (c as u32) >= 0x10000 => char::REPLACEMENT_CHARACTER,
+                    Ok(c) => c,
+                    Err(_) => char::REPLACEMENT_CHARACTER,
+                })
+                .collect()
+        };
+        match self {
+            Charset::Latin1 => encoding_rs::WINDOWS_1252.decode(bytes).0.into_owned(),
+            Charset::Ascii => bytes
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii() {
+                        char::from(b)
+                    } else {
+                        char::REPLACEMENT_CHARACTER
+                    }
+                })
+                .collect(),
+            Charset::Ucs2 => utf16(true, true),
+            Charset::Utf16 => utf16(true, false),
+            Charset::Utf16le => utf16(false, false),
+            Charset::Utf32 => bytes
+                .chunks(4)
+                .map(|c| match c {
+                    [a, b, c, d] => char::from_u32(u32::from_be_bytes([*a, *b, *c, *d]))
+                        .unwrap_or(char::REPLACEMENT_CHARACTER),
+                    _ => char::REPLACEMENT_CHARACTER,
+                })
+                .collect(),
+            Charset::Other(name) => match other_encoding(name) {
+                Some(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
+                None => String::from_utf8_lossy(bytes).into_owned(),
+            },
+            Charset::Utf8mb4 | Charset::Utf8mb3 | Charset::Binary => {
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+        }
+    }
+}
+
 fn decode_utf16(bytes: &[u8], big_endian: bool) -> Option<String> {
     if !bytes.len().is_multiple_of(2) {
         return None;
@@ -285,6 +345,20 @@ mod tests {
             Charset::Utf32.decode(&[0, 0x11, 0, 0]),
             Value::InvalidText { .. }
         ));
+    }
+
+    #[test]
+    fn lossy_decoding_replaces_only_invalid_sequences() {
+        assert_eq!(
+            Charset::Utf8mb4.decode_lossy(&[0x61, 0xFF, 0x62]),
+            "a\u{FFFD}b"
+        );
+        assert_eq!(Charset::Ascii.decode_lossy(&[0x61, 0xC3]), "a\u{FFFD}");
+        assert_eq!(
+            Charset::Utf16.decode_lossy(&[0xD8, 0x3D, 0x00, 0x41]),
+            "\u{FFFD}A"
+        );
+        assert_eq!(Charset::Latin1.decode_lossy(&[0x80]), "€");
     }
 
     #[test]

@@ -49,6 +49,30 @@ pub enum SinkError {
         /// What is wrong.
         reason: String,
     },
+    /// A value could not be encoded into, or decoded from, PostgreSQL's binary format.
+    #[error("binary value for {table}")]
+    Encode {
+        /// The target table.
+        table: String,
+        /// What is wrong.
+        #[source]
+        source: schemas::pgbinary::BinaryError,
+    },
+    /// A source table cannot be mapped as configured.
+    #[error("cannot map the table")]
+    Mapping {
+        /// Why.
+        #[source]
+        source: schemas::mapping::MappingError,
+    },
+    /// A schema history entry could not be written.
+    #[error("schema history of {table}: {reason}")]
+    History {
+        /// `db.table`.
+        table: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A statement failed.
     #[error("{what} failed")]
     Query {
@@ -113,6 +137,11 @@ impl SinkError {
             }
             SinkError::NoDatabase { database, .. } => Some(format!("create it first: CREATE DATABASE \"{database}\"")),
             SinkError::Tls { .. } => Some("check sslmode and sslrootcert in the target url".into()),
+            SinkError::Encode { .. } => Some(
+                "this is a my2pg encoding bug or a target column of another type than the mapping's; compare with `my2pg schema --target`".into(),
+            ),
+            SinkError::Mapping { source } => Some(source.hint()),
+            SinkError::History { .. } => None,
             SinkError::Query { .. } => None,
         }
     }

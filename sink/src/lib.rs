@@ -1,9 +1,12 @@
 //! Everything that writes: PostgreSQL connections and DDL, the state kept in the `my2pg` schema
 //! on the target, apply with exactly-once effect and the checkpoint.
 
+pub mod binary;
 pub mod connect;
+pub mod ddl;
 pub mod error;
 pub mod preflight;
+pub mod state;
 
 pub use connect::{SslMode, TargetOptions};
 pub use error::{Result, SinkError};

@@ -3,3 +3,5 @@
 pub mod alert;
 pub mod check;
 pub mod inspect;
+pub mod schema;
+pub mod selection;

@@ -1,0 +1,136 @@
+//! The state my2pg keeps on the target, in schema `my2pg`, and its versioned DDL.
+//!
+//! The DDL is a list of numbered statements ([`MIGRATIONS`]); `my2pg.state_version` records
+//! which have run. [`ensure_state`] runs the missing ones in order under a transaction-level
+//! advisory lock, so two my2pg processes starting together neither race nor run one twice.
+//! A statement is never edited once released; a change is a new, higher-numbered statement.
+//!
+//! `my2pg.schema_history` is the log of every schema change applied to (or deliberately not
+//! applied to) a migrated table: one row per source table per change, numbered per table, with
+//! the source statement, the decision, the PostgreSQL statements run, and the table's source
+//! schema after the change (JSON), so the schema any past row was written with can be found.
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use schemas::{TableId, TableSchema};
+
+use crate::error::{Result, SinkError};
+
+/// The schema holding my2pg's state on the target.
+pub const STATE_SCHEMA: &str = "my2pg";
+
+/// Advisory lock key serialising state migrations (`my2pg` in ASCII).
+const STATE_LOCK: i64 = 0x006d_7932_7067;
+
+/// The state DDL, in order: (version, statement).
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE my2pg.schema_history (
+    source_table text NOT NULL,
+    version integer NOT NULL,
+    position text,
+    source_statement text NOT NULL,
+    decision text NOT NULL,
+    applied_ddl text[] NOT NULL,
+    table_schema jsonb,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_table, version)
+)",
+)];
+
+fn q(what: &str) -> impl FnOnce(tokio_postgres::Error) -> SinkError {
+    let what = what.to_owned();
+    move |source| SinkError::Query { what, source }
+}
+
+/// Creates schema `my2pg` and runs the missing [`MIGRATIONS`]. Call inside a transaction.
+pub async fn ensure_state<C: GenericClient + Sync>(client: &C) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&STATE_LOCK])
+        .await
+        .map_err(q("locking the my2pg state schema"))?;
+    client
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS my2pg; \
+             CREATE TABLE IF NOT EXISTS my2pg.state_version (\
+                 version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(q("creating the my2pg state schema"))?;
+    let row = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM my2pg.state_version",
+            &[],
+        )
+        .await
+        .map_err(q("reading my2pg.state_version"))?;
+    let current: i32 = row.get(0);
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(q(&format!("running state migration {version}")))?;
+        client
+            .execute(
+                "INSERT INTO my2pg.state_version (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(q("recording a state migration"))?;
+    }
+    Ok(())
+}
+
+/// One schema change of one table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaHistoryEntry {
+    /// The source table.
+    pub source_table: TableId,
+    /// The source position of the change (`None` for `my2pg schema`).
+    pub position: Option<String>,
+    /// The source statement.
+    pub statement: String,
+    /// `apply`, `ignore` or `stop`.
+    pub decision: String,
+    /// The PostgreSQL statements run.
+    pub applied: Vec<String>,
+    /// The table's source schema after the change (`None`: dropped).
+    pub schema: Option<TableSchema>,
+}
+
+/// Appends an entry; returns its version (1 for the table's first entry). Run it in the
+/// transaction that applies the change, so the history and the target never disagree.
+pub async fn record_schema_history<C: GenericClient + Sync>(
+    client: &C,
+    e: &SchemaHistoryEntry,
+) -> Result<i32> {
+    let table = e.source_table.to_string();
+    let schema = e
+        .schema
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|err| SinkError::History {
+            table: table.clone(),
+            reason: err.to_string(),
+        })?;
+    let row = client
+        .query_one(
+            "INSERT INTO my2pg.schema_history \
+             (source_table, version, position, source_statement, decision, applied_ddl, table_schema) \
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 \
+             FROM my2pg.schema_history WHERE source_table = $1 RETURNING version",
+            &[
+                &table,
+                &e.position,
+                &e.statement,
+                &e.decision,
+                &e.applied,
+                &schema,
+            ],
+        )
+        .await
+        .map_err(q(&format!("recording the schema history of {table}")))?;
+    Ok(row.get(0))
+}
