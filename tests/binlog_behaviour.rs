@@ -60,7 +60,11 @@ async fn large_transaction_arrives_in_fragments_that_only_commit_at_the_end() {
     // Other tests share the server: the position before the big transaction is that of the
     // transaction delivered just before its first fragment (or the start).
     let first = txs.iter().position(|t| t.gtid == frags[0].gtid).unwrap();
-    let before = if first == 0 { from.clone() } else { txs[first - 1].position.clone() };
+    let before = if first == 0 {
+        from.clone()
+    } else {
+        txs[first - 1].position.clone()
+    };
     for (i, f) in frags.iter().enumerate() {
         assert_eq!(f.fragment.index as usize, i);
         assert_eq!(f.fragment.last, i == frags.len() - 1);

@@ -73,6 +73,12 @@ pub enum SinkError {
         /// What is wrong.
         reason: String,
     },
+    /// The state kept in schema `my2pg` is not what this version expects.
+    #[error("my2pg state: {reason}")]
+    State {
+        /// What is wrong.
+        reason: String,
+    },
     /// A statement failed.
     #[error("{what} failed")]
     Query {
@@ -142,6 +148,11 @@ impl SinkError {
             ),
             SinkError::Mapping { source } => Some(source.hint()),
             SinkError::History { .. } => None,
+            SinkError::State { .. } => Some(
+                "the my2pg schema on the target was changed by hand or by another version; \
+                 inspect it, or drop schema my2pg and start over with a new snapshot"
+                    .into(),
+            ),
             SinkError::Query { .. } => None,
         }
     }

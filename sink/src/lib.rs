@@ -2,6 +2,7 @@
 //! on the target, apply with exactly-once effect and the checkpoint.
 
 pub mod binary;
+pub mod checkpoint;
 pub mod connect;
 pub mod ddl;
 pub mod error;

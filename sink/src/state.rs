@@ -24,9 +24,10 @@ pub const STATE_SCHEMA: &str = "my2pg";
 const STATE_LOCK: i64 = 0x006d_7932_7067;
 
 /// The state DDL, in order: (version, statement).
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE my2pg.schema_history (
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE my2pg.schema_history (
     source_table text NOT NULL,
     version integer NOT NULL,
     position text,
@@ -37,7 +38,58 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
     recorded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_table, version)
 )",
-)];
+    ),
+    (
+        2,
+        // The source position every applied row is consistent with, written in the same
+        // transaction as the rows (see `crate::checkpoint`).
+        "CREATE TABLE my2pg.checkpoint (
+    pipeline text PRIMARY KEY,
+    position text NOT NULL,
+    last_gtid text,
+    source_commit_time timestamptz,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    transactions bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE my2pg.heartbeat (
+    pipeline text PRIMARY KEY,
+    source_time timestamptz NOT NULL,
+    applied_at timestamptz NOT NULL
+);
+CREATE TABLE my2pg.dead_letter (
+    id bigserial PRIMARY KEY,
+    pipeline text NOT NULL,
+    position text NOT NULL,
+    gtid text,
+    source_table text,
+    row_key text,
+    event jsonb,
+    error text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE my2pg.table_state (
+    pipeline text NOT NULL,
+    source_table text NOT NULL,
+    target_table text NOT NULL,
+    state text NOT NULL,
+    error text,
+    rows_copied bigint NOT NULL DEFAULT 0,
+    rows_estimate bigint,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, source_table)
+);
+CREATE TABLE my2pg.verify_result (
+    pipeline text NOT NULL,
+    source_table text NOT NULL,
+    verified_at timestamptz NOT NULL,
+    rows_compared bigint NOT NULL,
+    rows_missing bigint NOT NULL,
+    rows_extra bigint NOT NULL,
+    rows_differing bigint NOT NULL,
+    PRIMARY KEY (pipeline, source_table)
+)",
+    ),
+];
 
 fn q(what: &str) -> impl FnOnce(tokio_postgres::Error) -> SinkError {
     let what = what.to_owned();
