@@ -114,6 +114,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Copy the selected tables, then stream every change into PostgreSQL, until stopped.
+    ///
+    /// Without a checkpoint on the target, copies the tables first (parallel, resumable, no
+    /// locks on the source), then streams from the binlog with exactly-once effect: rows and
+    /// source position commit together, so a restart (or kill -9) loses and repeats nothing.
+    /// Serves /metrics, /healthz and /readyz; pages on-call per [alerts]. SIGINT/SIGTERM finish
+    /// the batch in flight and exit 0.
+    ///
+    /// Example: my2pg sync --config my2pg.toml --listen 127.0.0.1:8432
+    Sync {
+        /// Source, target and tables.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Stop after the copy and print the position streaming will resume from.
+        #[arg(long)]
+        snapshot_only: bool,
+        /// Copy these tables again (db.table), repeatable; streaming of the others goes on.
+        #[arg(long, value_name = "TABLE")]
+        resnapshot: Vec<String>,
+        /// Address of /metrics, /healthz and /readyz (default from [http], 127.0.0.1:8432).
+        #[arg(long, env = "MY2PG_LISTEN", value_name = "HOST:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Decode binlog files offline.
     ///
     /// Prints one JSON object per event and one per row change, with typed values (or text
@@ -215,6 +238,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check { data, format } => {
             let cfg = load_config(cli.config.as_ref(), &data)?;
             commands::check::run(&cfg, format).await
+        }
+        Command::Sync {
+            data,
+            snapshot_only,
+            resnapshot,
+            listen,
+        } => {
+            let cfg = load_config(cli.config.as_ref(), &data)?;
+            commands::sync::run(&cfg, snapshot_only, &resnapshot, listen).await
         }
         Command::InspectBinlog {
             files,

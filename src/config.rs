@@ -127,6 +127,98 @@ pub struct Config {
     /// (`docs/type-mapping.md`).
     #[serde(default)]
     pub mapping: schemas::mapping::MappingOptions,
+    /// How `my2pg sync` streams and applies (`docs/configuration.md`).
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// How the initial copy runs.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+}
+
+/// Rows per apply transaction: large enough that per-transaction costs (the checkpoint row,
+/// the commit's WAL flush) stay a small share, small enough that a batch is a few megabytes.
+pub const DEFAULT_BATCH_ROWS: usize = 20_000;
+/// Bytes per apply transaction (same reasoning, for wide rows).
+pub const DEFAULT_BATCH_BYTES: usize = 32 << 20;
+/// Source transactions buffered between reader and applier: enough to keep the applier busy
+/// while the reader decodes, few enough that memory stays bounded (times the fragment size).
+pub const DEFAULT_CHANNEL_CAPACITY: usize = 64;
+/// Heartbeat period: one second keeps the measured lag within a second of the truth.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
+/// Where the heartbeat row lives on the source.
+pub const DEFAULT_HEARTBEAT_TABLE: &str = "my2pg.heartbeat";
+/// Longest wait between retries after a transient error.
+pub const DEFAULT_RETRY_MAX_SECS: u64 = 60;
+/// Snapshot workers: one per core is where reading and writing overlap best on small hosts.
+pub const DEFAULT_SNAPSHOT_WORKERS: usize = 4;
+/// Rows per snapshot chunk: a chunk is the unit of resumption and of parallelism.
+pub const DEFAULT_CHUNK_ROWS: u64 = 50_000;
+
+/// `[sync]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Pipeline name: the key of the checkpoint in `my2pg.checkpoint` (several pipelines may
+    /// share a target).
+    pub pipeline: String,
+    /// Server id my2pg registers with on the source (must differ from every server and
+    /// replica of the source).
+    pub server_id: u32,
+    /// Rows per apply transaction.
+    pub batch_rows: usize,
+    /// Bytes per apply transaction.
+    pub batch_bytes: usize,
+    /// Source transactions buffered between reader and applier.
+    pub channel_capacity: usize,
+    /// Tables without a key: `stop` or `match_full_row`.
+    pub tables_without_key: sink::apply::NoKeyPolicy,
+    /// Changes the target rejects: `stop` or `dead_letter`.
+    pub on_error: sink::apply::ErrorPolicy,
+    /// Heartbeat period in milliseconds; 0 turns heartbeats off (read-only sources).
+    pub heartbeat_interval_ms: u64,
+    /// `db.table` of the heartbeat row on the source (created when missing).
+    pub heartbeat_table: String,
+    /// Longest wait between retries after a transient error, in seconds.
+    pub retry_max_backoff_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            pipeline: sink::checkpoint::DEFAULT_PIPELINE.to_owned(),
+            server_id: cdc_reader::binlog::stream::DEFAULT_SERVER_ID,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            channel_capacity: DEFAULT_CHANNEL_CAPACITY,
+            tables_without_key: sink::apply::NoKeyPolicy::default(),
+            on_error: sink::apply::ErrorPolicy::default(),
+            heartbeat_interval_ms: DEFAULT_HEARTBEAT_MS,
+            heartbeat_table: DEFAULT_HEARTBEAT_TABLE.to_owned(),
+            retry_max_backoff_secs: DEFAULT_RETRY_MAX_SECS,
+        }
+    }
+}
+
+/// `[snapshot]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    /// Parallel chunk copies (across and within tables).
+    pub workers: usize,
+    /// Rows per chunk.
+    pub chunk_rows: u64,
+    /// Cap on rows read per second from the source (protects a busy source); none when unset.
+    pub max_rows_per_second: Option<u64>,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            workers: DEFAULT_SNAPSHOT_WORKERS,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            max_rows_per_second: None,
+        }
+    }
 }
 
 /// `[source]`.

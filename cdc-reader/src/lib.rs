@@ -10,6 +10,7 @@ pub mod preflight;
 pub mod rows;
 pub mod scan;
 pub mod schema;
+pub mod snapshot;
 pub mod value;
 
 pub use connect::{SourceOptions, SslMode};

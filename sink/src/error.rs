@@ -73,6 +73,47 @@ pub enum SinkError {
         /// What is wrong.
         reason: String,
     },
+    /// A source value the target cannot hold under the mapping's policies.
+    #[error(transparent)]
+    Convert {
+        /// Names the table, column, key and value.
+        #[from]
+        source: schemas::ConvertError,
+    },
+    /// A table without a primary key or NOT NULL unique key, and the policy says stop.
+    #[error(
+        "table {table} has neither a primary key nor a NOT NULL unique key, so its updates and deletes cannot be matched to one row"
+    )]
+    NoKey {
+        /// The source table.
+        table: schemas::TableId,
+    },
+    /// A schema change the policy says to stop at.
+    #[error("schema change {statement:?} stops the pipeline: {reason}")]
+    Ddl {
+        /// The source statement.
+        statement: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A change the target rejected for a reason in the data.
+    #[error(
+        "the target rejected a change of {table} (key {key}) at source position {position}: {reason}"
+    )]
+    Rejected {
+        /// Source position of the transaction.
+        position: String,
+        /// Source table.
+        table: String,
+        /// Key of the row.
+        key: String,
+        /// The target's reason.
+        reason: String,
+        /// What to do, when known.
+        hint: Option<String>,
+    },
     /// The state kept in schema `my2pg` is not what this version expects.
     #[error("my2pg state: {reason}")]
     State {
@@ -148,6 +189,17 @@ impl SinkError {
             ),
             SinkError::Mapping { source } => Some(source.hint()),
             SinkError::History { .. } => None,
+            SinkError::Convert { source } => Some(source.hint()),
+            SinkError::NoKey { table } => Some(format!(
+                "add a primary key to {table} on the source, exclude it with --exclude '{table}', or set \
+                 [sync] tables_without_key = \"match_full_row\""
+            )),
+            SinkError::Ddl { hint, .. } => Some(hint.clone()),
+            SinkError::Rejected { hint, .. } => Some(hint.clone().unwrap_or_else(|| {
+                "fix the row on the source or the target, or set [sync] on_error = \"dead_letter\" to record \
+                 such changes in my2pg.dead_letter and go on"
+                    .into()
+            })),
             SinkError::State { .. } => Some(
                 "the my2pg schema on the target was changed by hand or by another version; \
                  inspect it, or drop schema my2pg and start over with a new snapshot"
@@ -156,4 +208,19 @@ impl SinkError {
             SinkError::Query { .. } => None,
         }
     }
+}
+
+/// Renders an error and its causes on one line (PostgreSQL's detail included).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }

@@ -89,6 +89,37 @@ CREATE TABLE my2pg.verify_result (
     PRIMARY KEY (pipeline, source_table)
 )",
     ),
+    (
+        3,
+        // The initial copy (see `crate::snapshot`): where streaming starts, the chunk plan,
+        // and the statements that wait until the stream has passed the end of the copy.
+        "CREATE TABLE my2pg.snapshot (
+    pipeline text PRIMARY KEY,
+    start_position text NOT NULL,
+    end_position text,
+    state text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE TABLE my2pg.snapshot_progress (
+    pipeline text NOT NULL,
+    source_table text NOT NULL,
+    chunk integer NOT NULL,
+    lower_key jsonb,
+    upper_key jsonb,
+    state text NOT NULL,
+    rows_copied bigint NOT NULL DEFAULT 0,
+    copied_at timestamptz,
+    PRIMARY KEY (pipeline, source_table, chunk)
+);
+CREATE TABLE my2pg.deferred_ddl (
+    pipeline text NOT NULL,
+    source_table text NOT NULL,
+    ordinal integer NOT NULL,
+    statement text NOT NULL,
+    PRIMARY KEY (pipeline, source_table, ordinal)
+)",
+    ),
 ];
 
 fn q(what: &str) -> impl FnOnce(tokio_postgres::Error) -> SinkError {

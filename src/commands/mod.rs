@@ -5,3 +5,4 @@ pub mod check;
 pub mod inspect;
 pub mod schema;
 pub mod selection;
+pub mod sync;

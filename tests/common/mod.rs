@@ -195,3 +195,91 @@ pub fn lag_episode(pipeline: &str) -> (AlertEvent, AlertEvent) {
     let mut r = d.run(&mut ev, (300, 400, 5), |_| lag(1.0));
     (t.remove(0).1, r.remove(0).1)
 }
+
+// ---- sync helpers ----
+
+/// A config for the test's databases (source database = the test's name, same-named schema).
+pub fn sync_config(db: &my2pg::harness::TestDb) -> my2pg::config::Config {
+    let overrides = my2pg::config::Overrides {
+        source: Some(db.mysql_url.clone()),
+        target: Some(db.pg_url.clone()),
+        databases: vec![db.name.clone()],
+        include: vec![],
+        exclude: vec![],
+    };
+    let mut cfg = my2pg::config::Config::load_with_env(None, &overrides, &|_| None).unwrap();
+    cfg.sync.server_id = unique_server_id();
+    cfg.sync.heartbeat_table = format!("my2pg_hb_{}.heartbeat", db.name);
+    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.snapshot.chunk_rows = 500;
+    cfg
+}
+
+/// Canonical digests of every row of a table on both sides, sorted: equal vectors mean equal
+/// tables (the same mapping converts the source rows).
+pub async fn table_digests(
+    db: &my2pg::harness::TestDb,
+    table: &str,
+) -> Option<(Vec<[u8; 32]>, Vec<[u8; 32]>)> {
+    use schemas::mapping::{MappingOptions, map_table};
+    let mut my = my_conn(&db.mysql_db_url).await;
+    let schema = Arc::new(
+        cdc_reader::schema::read_table(&mut my, &TableId::new(&db.name, table))
+            .await
+            .unwrap(),
+    );
+    let m = map_table(schema.clone(), &db.name, &MappingOptions::default()).unwrap();
+    let mut src: Vec<[u8; 32]> = cdc_reader::rows::read_all(&mut my, &schema)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| schemas::canonical::row_digest(&m.convert_row(r).unwrap()))
+        .collect();
+    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // The target table may not exist yet while the copy starts.
+    let mut dst: Vec<[u8; 32]> = sink::binary::read_rows(&pg, &m, &[])
+        .await
+        .ok()?
+        .iter()
+        .map(|r| schemas::canonical::row_digest(r))
+        .collect();
+    src.sort();
+    dst.sort();
+    Some((src, dst))
+}
+
+/// Waits until `table` is identical on both sides (or panics after `timeout` with counts).
+pub async fn wait_identical(db: &my2pg::harness::TestDb, tables: &[&str], timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut all = true;
+        let mut detail = Vec::new();
+        for t in tables {
+            let Some((s, d)) = table_digests(db, t).await else {
+                all = false;
+                detail.push(format!("{t}: not on the target yet"));
+                continue;
+            };
+            if s != d {
+                all = false;
+                let missing = s.iter().filter(|x| d.binary_search(x).is_err()).count();
+                let extra = d.iter().filter(|x| s.binary_search(x).is_err()).count();
+                detail.push(format!(
+                    "{t}: source {} rows, target {} rows, {missing} missing/changed, {extra} extra",
+                    s.len(),
+                    d.len()
+                ));
+            }
+        }
+        if all {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("target never matched the source: {}", detail.join("; "));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -354,15 +354,20 @@ pub fn foreign_key(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // InnoDB checks RESTRICT and NO ACTION alike, immediately per row. On the target the
+    // constraint is DEFERRABLE INITIALLY DEFERRED: the applier writes whole source transactions
+    // but in its own order (deletes, then upserts, table by table), and the source transaction
+    // was consistent when it committed, so checking at commit is the exact equivalent. RESTRICT
+    // cannot be deferred in PostgreSQL, so it becomes NO ACTION. Cascading actions stay: InnoDB
+    // does not log the rows a cascade changes, so the target must cascade itself.
     let action = |rule: &str| match rule.to_ascii_uppercase().as_str() {
         "CASCADE" => "CASCADE",
         "SET NULL" => "SET NULL",
         "SET DEFAULT" => "SET DEFAULT",
-        "RESTRICT" => "RESTRICT",
         _ => "NO ACTION",
     };
     Ok(format!(
-        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {} NOT VALID",
+        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {} DEFERRABLE INITIALLY DEFERRED NOT VALID",
         m.target.quoted(),
         quote_ident(&objects::foreign_key(m, &fk.name)),
         names(&m.source_id, &fk.columns),

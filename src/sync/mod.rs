@@ -1,0 +1,559 @@
+//! `my2pg sync`: the sidecar's main loop. Wiring only; the stages live in their crates.
+//!
+//! ```text
+//! source ─▶ BinlogReader ─(bounded channel)─▶ batcher ─▶ Applier ─▶ target
+//!    ▲           (cdc-reader)                              (sink: rows + checkpoint
+//!    └── heartbeat writer                                   in one transaction)
+//! ```
+//!
+//! On start: connect, ensure the `my2pg` state schema, read the checkpoint. Without one, copy
+//! the selected tables (see [`snapshot`]) and store the copy's start position as the
+//! checkpoint. Then stream from the checkpoint: the reader sends whole source transactions (or
+//! fragments of huge ones) through a bounded channel, so a slow target slows the reader and
+//! memory stays bounded; the batcher takes whatever is ready up to the batch limits, so batches
+//! are one transaction when the source is quiet (low lag) and large when it is busy
+//! (throughput); the applier commits rows and position together.
+//!
+//! Errors: transient ones (a server restarting, a connection cut, a deadlock) restart the whole
+//! pipeline from the durable checkpoint after a backoff; definite ones stop it with the cause,
+//! the position and the fix, leaving the checkpoint before the failed transaction. SIGINT or
+//! SIGTERM stop it between batches: the batch in flight commits, then my2pg exits 0.
+
+pub mod heartbeat;
+pub mod snapshot;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow};
+use cdc_reader::SourceOptions;
+use cdc_reader::binlog::stream::{BinlogReader, StreamConfig, current_position};
+use schemas::{PgValue, Row, SourcePosition, SourceTx, TableId, TableMapping, TableSchema};
+use sink::TargetOptions;
+use sink::apply::{Applier, ApplyConfig, Targeting};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::{Config, SnapshotConfig, SyncConfig, TableSelection};
+use crate::health::{Health, Phase};
+use crate::metrics::{ErrorKind, Metrics};
+use snapshot::{TableCopy, WriteMode};
+
+/// Everything the stages share.
+#[derive(Clone)]
+pub struct SyncContext {
+    /// Source connection options.
+    pub source: SourceOptions,
+    /// Target connection options.
+    pub target: TargetOptions,
+    /// Target naming.
+    pub targeting: Targeting,
+    /// Which tables are migrated.
+    pub selection: Arc<TableSelection>,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `[sync]`.
+    pub sync: SyncConfig,
+    /// `[snapshot]`.
+    pub snapshot: SnapshotConfig,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Health.
+    pub health: Health,
+    /// The heartbeat table, when heartbeats are on.
+    pub heartbeat_table: Option<TableId>,
+}
+
+impl std::fmt::Debug for SyncContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncContext")
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncContext {
+    /// A source row in target values.
+    pub fn convert(&self, m: &TableMapping, row: &Row) -> Result<Vec<PgValue>> {
+        Ok(m.convert_row(row)?)
+    }
+
+    fn is_migrated(&self, id: &TableId) -> bool {
+        self.selection.selects(id) && self.heartbeat_table.as_ref() != Some(id)
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Stop after the copy and report the position a later `sync` resumes from.
+    pub snapshot_only: bool,
+    /// Tables to copy again (`db.table`), while streaming goes on.
+    pub resnapshot: Vec<TableId>,
+}
+
+/// Why a run ended without error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exit {
+    /// SIGINT/SIGTERM (or the caller's stop signal).
+    Stopped,
+    /// `--snapshot-only` finished; streaming resumes from this position.
+    SnapshotOnly(SourcePosition),
+}
+
+/// Builds the shared context from the configuration.
+pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncContext> {
+    let source = cfg.source_options()?;
+    let target = cfg.target_options()?;
+    let selection = Arc::new(cfg.selection()?);
+    let heartbeat_table = if cfg.sync.heartbeat_interval_ms > 0 {
+        Some(TableId::parse(&cfg.sync.heartbeat_table).ok_or_else(|| {
+            crate::config::ConfigError::new(
+                "sync.heartbeat_table",
+                format!("{:?} is not of the form db.table", cfg.sync.heartbeat_table),
+                "write it as db.table, e.g. my2pg.heartbeat",
+            )
+        })?)
+    } else {
+        None
+    };
+    let sel = selection.clone();
+    let hb = heartbeat_table.clone();
+    let migrated: Arc<dyn Fn(&TableId) -> bool + Send + Sync> =
+        Arc::new(move |id: &TableId| sel.selects(id) && hb.as_ref() != Some(id));
+    Ok(SyncContext {
+        source,
+        target,
+        targeting: Targeting {
+            options: cfg.mapping.clone(),
+            schema_map: cfg.tables.schema_map.clone(),
+            migrated,
+        },
+        selection,
+        pipeline: cfg.sync.pipeline.clone(),
+        sync: cfg.sync.clone(),
+        snapshot: cfg.snapshot.clone(),
+        metrics,
+        health,
+        heartbeat_table,
+    })
+}
+
+/// The selected source tables with their schemas, in name order.
+pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
+    let mut conn = ctx.source.connect().await?;
+    let mut databases: BTreeSet<String> = ctx.selection.named_databases().iter().cloned().collect();
+    for d in cdc_reader::schema::list_databases(&mut conn).await? {
+        if ctx.selection.may_select_database(&d) {
+            databases.insert(d);
+        }
+    }
+    let mut out = Vec::new();
+    for db in databases {
+        let tables = cdc_reader::schema::read_database(&mut conn, &db, None).await?;
+        if tables.is_empty() && ctx.selection.named_databases().contains(&db) {
+            return Err(cdc_reader::ReaderError::NotFound {
+                what: format!("database {db} (or it has no tables)"),
+            }
+            .into());
+        }
+        for (_, t) in tables {
+            if ctx.is_migrated(&t.id) {
+                out.push(Arc::new(t));
+            }
+        }
+    }
+    let _ = conn.disconnect().await;
+    if out.is_empty() {
+        return Err(anyhow!(crate::config::ConfigError::new(
+            "tables",
+            "the selection matches no table on the source",
+            "check --databases / --include against SHOW TABLES on the source",
+        )));
+    }
+    Ok(out)
+}
+
+fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCopy>> {
+    tables
+        .iter()
+        .map(|s| {
+            let mapping = ctx
+                .targeting
+                .with_naming(|n| n.map(s.clone()))
+                .map_err(|source| sink::SinkError::Mapping { source })?;
+            if mapping.key.is_empty()
+                && ctx.sync.tables_without_key == sink::apply::NoKeyPolicy::Stop
+            {
+                return Err(anyhow!(sink::SinkError::NoKey {
+                    table: s.id.clone()
+                }));
+            }
+            Ok(TableCopy {
+                schema: s.clone(),
+                mapping: Arc::new(mapping),
+            })
+        })
+        .collect()
+}
+
+/// Whether an error is worth retrying from the checkpoint.
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    for cause in e.chain() {
+        if let Some(r) = cause.downcast_ref::<cdc_reader::ReaderError>() {
+            return r.is_transient();
+        }
+        if let Some(s) = cause.downcast_ref::<sink::SinkError>() {
+            return sink::apply::transient(s);
+        }
+        if let Some(p) = cause.downcast_ref::<tokio_postgres::Error>() {
+            return sink::error::is_transient_pg_error(p);
+        }
+        if let Some(m) = cause.downcast_ref::<mysql_async::Error>() {
+            return cdc_reader::error::is_transient_driver_error(m);
+        }
+    }
+    false
+}
+
+fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
+    let source = e
+        .chain()
+        .any(|c| c.downcast_ref::<cdc_reader::ReaderError>().is_some());
+    match (source, transient) {
+        (true, true) => ErrorKind::SourceTransient,
+        (true, false) => ErrorKind::SourceDefinite,
+        (false, true) => ErrorKind::TargetTransient,
+        (false, false) => ErrorKind::TargetDefinite,
+    }
+}
+
+/// Runs the pipeline until stopped: retries transient errors with backoff, returns definite
+/// ones.
+pub async fn run(ctx: SyncContext, opts: SyncOptions, stop: watch::Receiver<bool>) -> Result<Exit> {
+    let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
+    let mut backoff = Duration::from_millis(500);
+    let mut opts = opts;
+    loop {
+        ctx.health.set(Phase::Starting);
+        let started = Instant::now();
+        match run_once(&ctx, &opts, stop.clone()).await {
+            Ok(exit) => return Ok(exit),
+            Err(e) if is_transient(&e) && !*stop.borrow() => {
+                ctx.metrics.error(error_kind(&e, true));
+                let msg = crate::exit::render(&e);
+                warn!(error = %msg, retry_in = ?backoff, "pipeline interrupted; resuming from the checkpoint");
+                ctx.health.set(Phase::Retrying(msg));
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_millis(500);
+                }
+                let mut s = stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = s.changed() => return Ok(Exit::Stopped),
+                }
+                backoff = (backoff * 2).min(max_backoff);
+                // A resnapshot requested on the command line was done by the failed run.
+                opts.resnapshot.clear();
+            }
+            Err(e) => {
+                ctx.metrics.error(error_kind(&e, false));
+                ctx.health.stopped(e.as_ref());
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn run_once(
+    ctx: &SyncContext,
+    opts: &SyncOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<Exit> {
+    let client = ctx.target.connect().await?;
+    let mut applier = Applier::new(
+        client,
+        ApplyConfig {
+            pipeline: ctx.pipeline.clone(),
+            no_key: ctx.sync.tables_without_key,
+            on_error: ctx.sync.on_error,
+            heartbeat_table: ctx.heartbeat_table.clone(),
+        },
+        ctx.targeting.clone(),
+    )
+    .await?;
+    {
+        let mut pre = ctx.source.connect().await?;
+        let report = cdc_reader::preflight::preflight(&mut pre, &Default::default()).await?;
+        if let Some(e) = report.first_failure() {
+            return Err(e.into());
+        }
+        let _ = pre.disconnect().await;
+    }
+    let tables = discover(ctx).await?;
+    for t in &tables {
+        applier.know(t.clone());
+    }
+    let mut copy = sink::snapshot::read(applier.client(), &ctx.pipeline).await?;
+    ctx.health.set(Phase::Snapshotting);
+    match applier.checkpoint().cloned() {
+        None => {
+            // Initial copy (or its resumption after a crash).
+            let start = match &copy {
+                Some(s) => s.start.clone(),
+                None => {
+                    let mut c = ctx.source.connect().await?;
+                    let p = current_position(&mut c).await?;
+                    sink::snapshot::begin(applier.client(), &ctx.pipeline, &p).await?;
+                    p
+                }
+            };
+            info!(position = %start, tables = tables.len(), "copying the selected tables");
+            snapshot::copy_tables(ctx, copies(ctx, &tables)?, WriteMode::Copy).await?;
+            let end = {
+                let mut c = ctx.source.connect().await?;
+                current_position(&mut c).await?
+            };
+            let pg = applier.client();
+            pg.batch_execute("BEGIN").await?;
+            sink::snapshot::copied(pg, &ctx.pipeline, &end).await?;
+            sink::checkpoint::write(pg, &ctx.pipeline, None, &start, None, None, 0).await?;
+            pg.batch_execute("COMMIT").await?;
+            applier = Applier::new(
+                ctx.target.connect().await?,
+                applier_config(ctx),
+                ctx.targeting.clone(),
+            )
+            .await?;
+            for t in &tables {
+                applier.know(t.clone());
+            }
+            copy = sink::snapshot::read(applier.client(), &ctx.pipeline).await?;
+            info!(start = %start, end = %end, "copy finished; streaming replays from its start");
+        }
+        Some(cp) => {
+            // Tables new to the selection, and tables to copy again, are copied while the
+            // applier keeps its position (see the snapshot module for why that is exact).
+            let mut again = Vec::new();
+            for t in &tables {
+                let planned =
+                    sink::snapshot::planned(applier.client(), &ctx.pipeline, &t.id).await?;
+                if opts.resnapshot.contains(&t.id) {
+                    prepare_recopy(ctx, applier.client(), t).await?;
+                    again.push(t.clone());
+                } else if planned.is_empty() {
+                    again.push(t.clone());
+                }
+            }
+            if !again.is_empty() {
+                info!(checkpoint = %cp, tables = again.len(), "copying tables new to the selection or asked to be copied again");
+                let pg = applier.client();
+                if copy.is_none() {
+                    sink::snapshot::begin(pg, &ctx.pipeline, &cp).await?;
+                }
+                snapshot::copy_tables(ctx, copies(ctx, &again)?, WriteMode::Copy).await?;
+                let end = {
+                    let mut c = ctx.source.connect().await?;
+                    current_position(&mut c).await?
+                };
+                sink::snapshot::copied(pg, &ctx.pipeline, &end).await?;
+                copy = sink::snapshot::read(pg, &ctx.pipeline).await?;
+            }
+        }
+    }
+    let from = applier
+        .checkpoint()
+        .cloned()
+        .ok_or_else(|| anyhow!("no checkpoint after the copy"))?;
+    if opts.snapshot_only {
+        return Ok(Exit::SnapshotOnly(from));
+    }
+    let deferred_end = copy
+        .filter(|c| c.phase == sink::snapshot::Phase::Copied)
+        .and_then(|c| c.end);
+    stream(ctx, &mut applier, from, deferred_end, stop).await
+}
+
+fn applier_config(ctx: &SyncContext) -> ApplyConfig {
+    ApplyConfig {
+        pipeline: ctx.pipeline.clone(),
+        no_key: ctx.sync.tables_without_key,
+        on_error: ctx.sync.on_error,
+        heartbeat_table: ctx.heartbeat_table.clone(),
+    }
+}
+
+/// Empties a table to copy it again: its secondary indexes and the foreign keys on or towards
+/// it are dropped and deferred (they would trip over the replay, see `snapshot`), the rows go,
+/// and the chunk plan is forgotten.
+async fn prepare_recopy(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    t: &Arc<TableSchema>,
+) -> Result<()> {
+    let m = ctx
+        .targeting
+        .with_naming(|n| n.map(t.clone()))
+        .map_err(|source| sink::SinkError::Mapping { source })?;
+    let rel = m.target.quoted();
+    let rows = pg
+        .query(
+            "SELECT 'DROP INDEX ' || quote_ident(n.nspname) || '.' || quote_ident(ci.relname), pg_get_indexdef(i.indexrelid) \
+             FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ci.relnamespace \
+             WHERE i.indrelid = $1::regclass AND NOT i.indisprimary \
+               AND NOT (i.indisunique AND $2) \
+             UNION ALL \
+             SELECT 'ALTER TABLE ' || c.conrelid::regclass::text || ' DROP CONSTRAINT ' || quote_ident(c.conname), \
+                    'ALTER TABLE ' || c.conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c WHERE c.contype = 'f' AND (c.conrelid = $1::regclass OR c.confrelid = $1::regclass)",
+            &[&rel, &!m.key_is_primary],
+        )
+        .await
+        .with_context(|| format!("reading the indexes and foreign keys of {rel}"))?;
+    pg.batch_execute("BEGIN").await?;
+    let mut deferred = Vec::new();
+    for r in &rows {
+        let (drop, create): (String, String) = (r.get(0), r.get(1));
+        pg.batch_execute(&drop)
+            .await
+            .with_context(|| drop.clone())?;
+        deferred.push(create);
+    }
+    pg.batch_execute(&format!("TRUNCATE {rel}")).await?;
+    sink::snapshot::forget(pg, &ctx.pipeline, &t.id).await?;
+    sink::snapshot::defer_ddl(pg, &ctx.pipeline, &t.id, &deferred).await?;
+    pg.batch_execute("COMMIT").await?;
+    info!(table = %t.id, deferred = deferred.len(), "emptied for a new copy");
+    Ok(())
+}
+
+async fn stream(
+    ctx: &SyncContext,
+    applier: &mut Applier,
+    from: SourcePosition,
+    mut deferred_end: Option<SourcePosition>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Exit> {
+    let (tx, mut rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
+    let sel = ctx.selection.clone();
+    let hb = ctx.heartbeat_table.clone();
+    let selection: cdc_reader::binlog::decoder::Selection =
+        Arc::new(move |id: &TableId| sel.selects(id) || hb.as_ref() == Some(id));
+    let mut config = StreamConfig::new(selection);
+    config.server_id = ctx.sync.server_id;
+    let reader = BinlogReader::new(ctx.source.clone(), config);
+    let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
+    let reader_task =
+        tokio::spawn(async move { reader.run_resilient(from, &tx, max_backoff).await });
+    let (hb_stop_tx, hb_stop) = watch::channel(false);
+    let mut hb_task = None;
+    match &ctx.heartbeat_table {
+        Some(table) if heartbeat::ensure_table(&ctx.source, table).await => {
+            let interval = Duration::from_millis(ctx.sync.heartbeat_interval_ms);
+            ctx.metrics.set_heartbeat_interval(Some(interval));
+            hb_task = Some(tokio::spawn(heartbeat::run(
+                ctx.source.clone(),
+                table.clone(),
+                ctx.pipeline.clone(),
+                interval,
+                hb_stop,
+            )));
+        }
+        _ => ctx.metrics.set_heartbeat_interval(None),
+    }
+    ctx.health.set(Phase::Streaming);
+    ctx.metrics.set_streaming(true);
+    let result = apply_loop(ctx, applier, &mut rx, &mut deferred_end, &mut stop).await;
+    ctx.metrics.set_streaming(false);
+    let _ = hb_stop_tx.send(true);
+    drop(rx);
+    if let Some(h) = hb_task {
+        let _ = h.await;
+    }
+    applier.rollback().await;
+    let reader_result = match tokio::time::timeout(Duration::from_secs(10), reader_task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(cdc_reader::ReaderError::StreamLost { source: None })
+            .with_context(|| format!("reader task: {e}"))?,
+        Err(_) => Ok(()),
+    };
+    match result {
+        Ok(Some(exit)) => Ok(exit),
+        Ok(None) => {
+            reader_result?;
+            Err(anyhow!(cdc_reader::ReaderError::StreamLost {
+                source: None
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Batches and applies until stopped (`Ok(Some)`), the reader ends (`Ok(None)`), or an error.
+async fn apply_loop(
+    ctx: &SyncContext,
+    applier: &mut Applier,
+    rx: &mut mpsc::Receiver<SourceTx>,
+    deferred_end: &mut Option<SourcePosition>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Exit>> {
+    loop {
+        if *stop.borrow() {
+            return Ok(Some(Exit::Stopped));
+        }
+        let first = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+            _ = stop.changed() => return Ok(Some(Exit::Stopped)),
+        };
+        let mut rows = first.row_count();
+        let mut bytes = first.approx_bytes();
+        let mut batch = vec![first];
+        // Take what is ready, never wait: a quiet source gets one-transaction batches (low
+        // lag), a busy one large batches (throughput). A non-final fragment ends the batch.
+        while rows < ctx.sync.batch_rows
+            && bytes < ctx.sync.batch_bytes
+            && batch.last().is_some_and(|t| t.fragment.last)
+        {
+            match rx.try_recv() {
+                Ok(t) => {
+                    rows += t.row_count();
+                    bytes += t.approx_bytes();
+                    batch.push(t);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let outcome = applier.apply(batch).await?;
+        let now = SystemTime::now();
+        ctx.metrics.apply_batch_finished(started.elapsed());
+        ctx.metrics.transactions_applied(outcome.transactions);
+        for (table, op, n) in &outcome.rows {
+            ctx.metrics.row_events_applied(table, *op, *n);
+        }
+        if let Some(ms) = outcome.last_commit_ms {
+            ctx.metrics
+                .event_applied(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64));
+        }
+        if let Some(hb) = outcome.heartbeat {
+            ctx.metrics.heartbeat_applied(hb, now);
+        }
+        if let (Some(end), Some(cp)) = (deferred_end.as_ref(), applier.checkpoint())
+            && snapshot::run_deferred_ddl(applier.client(), &ctx.pipeline, cp, end).await?
+        {
+            *deferred_end = None;
+        }
+    }
+}
+
+/// The position as the operator needs it after `--snapshot-only`.
+pub fn describe_exit(exit: &Exit) -> String {
+    match exit {
+        Exit::Stopped => "stopped; the checkpoint is committed".into(),
+        Exit::SnapshotOnly(p) => format!("copy finished; `my2pg sync` will stream from {p}"),
+    }
+}

@@ -1,0 +1,450 @@
+//! The initial copy (and re-copies of single tables), handed to streaming without a gap.
+//!
+//! **Algorithm.** 1. Read the source's current position `P_start` and store it. 2. Cut every
+//! table into chunks by its key, at boundaries the source server chooses
+//! (`cdc_reader::snapshot`). 3. Copy the chunks with N workers, in parallel across and within
+//! tables; each chunk is read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT` (no lock
+//! of any kind) and written with binary COPY, and its rows and its `done` mark commit together.
+//! 4. Read the position `P_end` after the last chunk. 5. Stream from `P_start`.
+//!
+//! **Why the result is exact.** Every chunk shows the committed state of its rows at some
+//! instant after `P_start` (its snapshot started after `P_start` was read). Streaming replays
+//! every change after `P_start` — including changes older than the chunk's instant — as
+//! full-row upserts and deletes by key. For each key, the value after the replay is the effect
+//! of the *last* change to that key if the key changed at all after `P_start` (which is its
+//! current state), and otherwise the copied value (which was then also its current state). So
+//! once the stream has caught up, every key holds its source state, without comparing key
+//! ranges between chunks and the stream, and without a global read point.
+//!
+//! While the replay runs, rows may hold older states than they did right after the copy, and
+//! two rows may transiently claim the same unique value. That is why secondary indexes, unique
+//! keys and foreign keys of copied tables are created only once the applied position has passed
+//! `P_end`, when the target is again a consistent image of the source (`my2pg.deferred_ddl`).
+//! The key itself is created up front: the upserts need it and keys cannot collide transiently.
+//!
+//! **Resumption.** The chunk plan is stored before copying; a chunk whose rows committed is
+//! marked done in the same transaction, so after a crash only unfinished chunks are copied, each
+//! from a new snapshot taken after `P_start` — the argument above still holds.
+//!
+//! **Re-copying one table while streaming goes on** (`--resnapshot`, or a table newly added
+//! to the selection) uses the same argument with the applier's position in the role of
+//! `P_start`: the table is emptied, its chunks are upserted by workers while the applier keeps
+//! applying every change, and its deferred DDL runs once the applier passed the copy's end.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use schemas::{PgValue, Row, SourcePosition, TableMapping, TableSchema};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use cdc_reader::snapshot::{Chunk, chunk_bounds, chunks, read_chunk, row_estimate};
+use sink::apply::stage;
+use sink::snapshot as state;
+
+use super::SyncContext;
+use crate::metrics::SnapshotState;
+
+/// Rows per batch handed from a chunk's reader to its writer.
+const READ_BATCH_ROWS: usize = 5_000;
+
+/// How chunk rows reach the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Binary COPY into an empty table (the initial copy).
+    Copy,
+    /// Upsert through staging (a table the applier writes to at the same time).
+    Upsert,
+}
+
+/// One table to copy.
+#[derive(Debug, Clone)]
+pub struct TableCopy {
+    /// Source schema.
+    pub schema: Arc<TableSchema>,
+    /// Its mapping.
+    pub mapping: Arc<TableMapping>,
+}
+
+struct Job {
+    table: usize,
+    chunk: Chunk,
+}
+
+/// Progress display: bars on a terminal, a line per table per minute otherwise.
+struct Progress {
+    bars: Option<(MultiProgress, Vec<ProgressBar>, ProgressBar)>,
+    copied: Vec<AtomicU64>,
+    estimates: Vec<u64>,
+    names: Vec<String>,
+    last_log: Mutex<Instant>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(tables: &[TableCopy], estimates: Vec<u64>, already: Vec<u64>) -> Progress {
+        let names: Vec<String> = tables.iter().map(|t| t.schema.id.to_string()).collect();
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let mp = MultiProgress::new();
+            let style = ProgressStyle::with_template(
+                "{prefix:>28} {bar:30} {pos:>10}/{len:10} {per_sec:>12} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bars: Vec<ProgressBar> = names
+                .iter()
+                .zip(&estimates)
+                .zip(&already)
+                .map(|((n, e), a)| {
+                    let b = mp.add(ProgressBar::new((*e).max(*a)));
+                    b.set_style(style.clone());
+                    b.set_prefix(n.clone());
+                    b.set_position(*a);
+                    b
+                })
+                .collect();
+            let total = mp.add(ProgressBar::new(
+                estimates.iter().sum::<u64>().max(already.iter().sum()),
+            ));
+            total.set_style(style);
+            total.set_prefix("total");
+            total.set_position(already.iter().sum());
+            (mp, bars, total)
+        });
+        Progress {
+            bars,
+            copied: already.into_iter().map(AtomicU64::new).collect(),
+            estimates,
+            names,
+            last_log: Mutex::new(Instant::now()),
+            started: Instant::now(),
+        }
+    }
+
+    fn add(&self, table: usize, rows: u64) {
+        let now = self.copied[table].fetch_add(rows, Ordering::Relaxed) + rows;
+        if let Some((_, bars, total)) = &self.bars {
+            if let Some(b) = bars.get(table) {
+                if now > b.length().unwrap_or(0) {
+                    b.set_length(now);
+                }
+                b.set_position(now);
+            }
+            total.inc(rows);
+            return;
+        }
+        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= Duration::from_secs(60) {
+            *last = Instant::now();
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            for (i, name) in self.names.iter().enumerate() {
+                let c = self.copied[i].load(Ordering::Relaxed);
+                let pct = if self.estimates[i] > 0 {
+                    (100 * c / self.estimates[i].max(1)).min(100)
+                } else {
+                    0
+                };
+                info!(table = %name, rows = c, percent = pct, rows_per_second = (c as f64 / secs) as u64, "copying");
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((_, bars, total)) = &self.bars {
+            for b in bars {
+                b.finish();
+            }
+            total.finish();
+        }
+    }
+}
+
+/// Shared cap on rows read per second.
+struct RateCap {
+    per_second: Option<u64>,
+    started: Instant,
+    rows: AtomicU64,
+}
+
+impl RateCap {
+    async fn admit(&self, rows: u64) {
+        let Some(rate) = self.per_second.filter(|r| *r > 0) else {
+            return;
+        };
+        let total = self.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+        let due = Duration::from_secs_f64(total as f64 / rate as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+/// Creates the target table of `t` when missing (deferring secondary indexes and foreign keys)
+/// and returns whether it already existed.
+async fn ensure_table(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    t: &TableCopy,
+) -> Result<bool> {
+    let exists: bool = pg
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&t.mapping.target.quoted()],
+        )
+        .await
+        .with_context(|| format!("looking for {}", t.mapping.target))?
+        .get(0);
+    if exists {
+        return Ok(true);
+    }
+    let plan = ctx
+        .targeting
+        .with_naming(|n| sink::ddl::create::create_table(&t.mapping, n));
+    let keep_unique = !t.mapping.key_is_primary;
+    let (now, later): (Vec<String>, Vec<String>) = plan.statements.into_iter().partition(|s| {
+        let upper = s.trim_start().to_ascii_uppercase();
+        let index = upper.starts_with("CREATE INDEX") || upper.starts_with("CREATE UNIQUE INDEX");
+        !index || (keep_unique && upper.starts_with("CREATE UNIQUE INDEX"))
+    });
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        schemas::mapping::quote_ident(&t.mapping.target.schema)
+    ))
+    .await
+    .with_context(|| format!("creating schema {}", t.mapping.target.schema))?;
+    for s in &now {
+        pg.batch_execute(s)
+            .await
+            .with_context(|| format!("creating {}: {s}", t.mapping.target))?;
+    }
+    let mut deferred = later;
+    deferred.extend(plan.foreign_keys);
+    state::defer_ddl(pg, &ctx.pipeline, &t.schema.id, &deferred).await?;
+    info!(table = %t.mapping.target, deferred = deferred.len(), "created target table");
+    Ok(false)
+}
+
+/// Copies `tables`. With [`WriteMode::Copy`] the target tables must be empty or missing (they
+/// are created); with [`WriteMode::Upsert`] they are emptied first by the caller.
+pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteMode) -> Result<()> {
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let pg = ctx.target.connect().await?;
+    let mut my = ctx.source.connect().await?;
+    let mut jobs: VecDeque<Job> = VecDeque::new();
+    let mut estimates = Vec::new();
+    let mut already = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let existed = ensure_table(ctx, &pg, t).await?;
+        let mut plan = state::planned(&pg, &ctx.pipeline, &t.schema.id).await?;
+        if plan.is_empty() {
+            if existed && mode == WriteMode::Copy {
+                let rows: i64 = pg
+                    .query_one(
+                        &format!(
+                            "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1) x",
+                            t.mapping.target.quoted()
+                        ),
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                if rows > 0 {
+                    return Err(anyhow!(
+                        "target table {} already holds rows but was not copied by my2pg; empty it (TRUNCATE {}) \
+                         or exclude {} from the selection",
+                        t.mapping.target,
+                        t.mapping.target.quoted(),
+                        t.schema.id
+                    ));
+                }
+            }
+            let bounds = chunk_bounds(&mut my, &t.schema, ctx.snapshot.chunk_rows).await?;
+            let cs: Vec<state::ChunkBounds> = chunks(bounds)
+                .into_iter()
+                .map(|c| (c.index, c.lower, c.upper))
+                .collect();
+            plan = state::plan(&pg, &ctx.pipeline, &t.schema.id, &cs).await?;
+        }
+        estimates.push(row_estimate(&mut my, &t.schema.id).await?);
+        already.push(plan.iter().filter(|c| c.done).map(|c| c.rows as u64).sum());
+        let pending: Vec<&state::PlannedChunk> = plan.iter().filter(|c| !c.done).collect();
+        ctx.metrics.set_snapshot_state(
+            &t.schema.id,
+            if pending.is_empty() {
+                SnapshotState::Done
+            } else {
+                SnapshotState::Copying
+            },
+        );
+        info!(table = %t.schema.id, chunks = plan.len(), pending = pending.len(), "copy planned");
+        for c in pending {
+            jobs.push_back(Job {
+                table: i,
+                chunk: Chunk {
+                    index: c.index,
+                    lower: c.lower.clone(),
+                    upper: c.upper.clone(),
+                },
+            });
+        }
+    }
+    let _ = my.disconnect().await;
+    // Interleave tables so that every table progresses and big tables get several workers.
+    let mut ordered: Vec<Job> = jobs.into_iter().collect();
+    ordered.sort_by_key(|j| (j.chunk.index, j.table));
+    let queue = Arc::new(Mutex::new(ordered.into_iter().collect::<VecDeque<_>>()));
+    let tables = Arc::new(tables);
+    let progress = Arc::new(Progress::new(&tables, estimates, already));
+    let cap = Arc::new(RateCap {
+        per_second: ctx.snapshot.max_rows_per_second,
+        started: Instant::now(),
+        rows: AtomicU64::new(0),
+    });
+    let workers = ctx.snapshot.workers.max(1);
+    let mut handles = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (ctx, queue, tables, progress, cap) = (
+            ctx.clone(),
+            queue.clone(),
+            tables.clone(),
+            progress.clone(),
+            cap.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            worker(ctx, queue, tables, progress, cap, mode).await
+        }));
+    }
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(anyhow!("a copy worker failed: {e}"));
+            }
+        }
+    }
+    progress.finish();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    for t in tables.iter() {
+        ctx.metrics
+            .set_snapshot_state(&t.schema.id, SnapshotState::Done);
+    }
+    Ok(())
+}
+
+async fn worker(
+    ctx: SyncContext,
+    queue: Arc<Mutex<VecDeque<Job>>>,
+    tables: Arc<Vec<TableCopy>>,
+    progress: Arc<Progress>,
+    cap: Arc<RateCap>,
+    mode: WriteMode,
+) -> Result<()> {
+    let mut my = ctx.source.connect().await?;
+    let pg = ctx.target.connect().await?;
+    pg.batch_execute("SET my2pg.applying = 'on'; SET synchronous_commit = off")
+        .await?;
+    let mut stages = std::collections::HashSet::new();
+    loop {
+        let job = queue
+            .lock()
+            .map_err(|_| anyhow!("copy queue poisoned"))?
+            .pop_front();
+        let Some(job) = job else { break };
+        let t = &tables[job.table];
+        let started = Instant::now();
+        pg.batch_execute("BEGIN").await?;
+        if mode == WriteMode::Upsert {
+            stage::ensure(&pg, &t.mapping, &mut stages).await?;
+        }
+        let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+        let read = async {
+            let r = read_chunk(&mut my, &t.schema, &job.chunk, READ_BATCH_ROWS, &tx).await;
+            drop(tx);
+            r
+        };
+        let write = async {
+            let mut n = 0u64;
+            while let Some(rows) = rx.recv().await {
+                cap.admit(rows.len() as u64).await;
+                let converted: Vec<Vec<PgValue>> = rows
+                    .iter()
+                    .map(|r| ctx.convert(&t.mapping, r))
+                    .collect::<std::result::Result<_, _>>()?;
+                match mode {
+                    WriteMode::Copy => {
+                        sink::binary::copy_rows(&pg, &t.mapping, &converted).await?;
+                    }
+                    WriteMode::Upsert => {
+                        stage::upsert(&pg, &t.mapping, &converted).await?;
+                    }
+                }
+                n += converted.len() as u64;
+                progress.add(job.table, converted.len() as u64);
+                ctx.metrics
+                    .table(&t.schema.id)
+                    .snapshot_chunk_copied(converted.len() as u64);
+            }
+            Ok::<u64, anyhow::Error>(n)
+        };
+        let (read, written) = tokio::join!(read, write);
+        let written = match (read, written) {
+            (Ok(_), Ok(n)) => n,
+            (Err(e), _) => {
+                let _ = pg.batch_execute("ROLLBACK").await;
+                return Err(e.into());
+            }
+            (_, Err(e)) => {
+                let _ = pg.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        state::chunk_done(&pg, &ctx.pipeline, &t.schema.id, job.chunk.index, written).await?;
+        pg.batch_execute("COMMIT").await?;
+        tracing::debug!(table = %t.schema.id, chunk = job.chunk.index, rows = written, ms = started.elapsed().as_millis() as u64, "chunk copied");
+    }
+    let _ = my.disconnect().await;
+    Ok(())
+}
+
+/// Runs the deferred DDL once the applied position is at or after `end`; returns whether it
+/// ran (or nothing was deferred).
+pub async fn run_deferred_ddl(
+    pg: &tokio_postgres::Client,
+    pipeline: &str,
+    applied: &SourcePosition,
+    end: &SourcePosition,
+) -> Result<bool> {
+    if applied.is_at_or_after(end) != Some(true) {
+        return Ok(false);
+    }
+    let ddl = state::deferred_ddl(pg, pipeline).await?;
+    pg.batch_execute("BEGIN").await?;
+    for (table, statement) in &ddl {
+        if let Err(e) = pg.batch_execute(statement).await {
+            let _ = pg.batch_execute("ROLLBACK").await;
+            return Err(anyhow!(e).context(format!(
+                "building the deferred index or key of {table}: {statement}"
+            )));
+        }
+    }
+    state::done(pg, pipeline).await?;
+    pg.batch_execute("COMMIT").await?;
+    info!(
+        statements = ddl.len(),
+        "copy finished: secondary indexes and foreign keys built"
+    );
+    Ok(true)
+}
