@@ -41,7 +41,6 @@ pub async fn run(
         http_cfg.listen = l;
     }
     let server = http::serve(&http_cfg, metrics.clone(), health.clone()).await?;
-    info!(listen = %server.local_addr(), "serving /metrics, /healthz, /readyz");
     let alerting = Alerting::start(&cfg.alerts, &metrics, &health)?;
     let ctx = sync::context(cfg, metrics, health)?;
     let (stop_tx, stop_rx) = watch::channel(false);

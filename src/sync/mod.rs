@@ -165,6 +165,30 @@ pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
         }
     }
     let _ = conn.disconnect().await;
+    // PostgreSQL reserves schema names starting with pg_; say so before creating anything.
+    let reserved: BTreeSet<String> = out
+        .iter()
+        .map(|t| t.id.database.clone())
+        .filter(|db| {
+            ctx.targeting
+                .schema_of(db)
+                .to_ascii_lowercase()
+                .starts_with("pg_")
+        })
+        .collect();
+    if let Some(db) = reserved.into_iter().next() {
+        return Err(anyhow!(crate::config::ConfigError::new(
+            format!("tables.schema_map.{db}"),
+            format!(
+                "database {db} would become PostgreSQL schema {:?}, a name PostgreSQL reserves",
+                ctx.targeting.schema_of(&db)
+            ),
+            format!(
+                "map it to another schema: [tables.schema_map] {db} = \"{}\"",
+                db.trim_start_matches("pg_")
+            ),
+        )));
+    }
     if out.is_empty() {
         return Err(anyhow!(crate::config::ConfigError::new(
             "tables",
