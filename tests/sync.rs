@@ -82,3 +82,134 @@ async fn copies_existing_rows_then_streams_changes_exactly() {
     let exit = run.await.unwrap().unwrap();
     assert_eq!(exit, Exit::Stopped);
 }
+
+async fn start(
+    cfg: my2pg::config::Config,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<Exit>>,
+) {
+    let ctx = sync::context(
+        &cfg,
+        my2pg::metrics::Metrics::new().unwrap(),
+        my2pg::health::Health::new(),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    (
+        stop_tx,
+        tokio::spawn(sync::run(ctx, SyncOptions::default(), stop_rx)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_target_cannot_hold_stops_with_the_row_named() {
+    let db = harness::shared().fresh("sync_reject").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, d DATE)").await;
+    exec(&mut c, "INSERT INTO t VALUES (1, '2024-01-01')").await;
+    let (_stop, run) = start(sync_config(&db)).await;
+    wait_identical(&db, &["t"], Duration::from_secs(60)).await;
+    exec(&mut c, "SET SESSION sql_mode = ''; INSERT INTO t VALUES (2, '2024-02-02'); INSERT INTO t VALUES (42, '0000-00-00')").await;
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    let msg = my2pg::exit::render(&err);
+    assert!(
+        msg.contains(&format!("{}.t", db.name)) && msg.contains("42") && msg.contains("0000-00-00"),
+        "{msg}"
+    );
+    assert!(
+        my2pg::exit::hint_of(&err).unwrap().contains("zero_date"),
+        "{:?}",
+        my2pg::exit::hint_of(&err)
+    );
+    // The checkpoint stays before the failed transaction: row 2 (its own transaction) is in,
+    // row 42 is not.
+    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let ids: Vec<i32> = pg
+        .query(
+            &format!("SELECT id FROM \"{}\".t ORDER BY id", db.name),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_policy_records_the_row_and_goes_on() {
+    let db = harness::shared().fresh("sync_dead").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, d DATE)").await;
+    let mut cfg = sync_config(&db);
+    cfg.sync.on_error = sink::apply::ErrorPolicy::DeadLetter;
+    exec(&mut c, "INSERT INTO t VALUES (1, '2024-01-01')").await;
+    let (stop, run) = start(cfg).await;
+    wait_identical(&db, &["t"], Duration::from_secs(60)).await;
+    exec(&mut c, "SET SESSION sql_mode = ''; \
+                  BEGIN; INSERT INTO t VALUES (7, '0000-00-00'); INSERT INTO t VALUES (8, '2024-08-08'); COMMIT; \
+                  INSERT INTO t VALUES (9, '2024-09-09')").await;
+    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = pg
+            .query_one(
+                &format!("SELECT count(*) FROM \"{}\".t WHERE id = 9", db.name),
+                &[],
+            )
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if n == 1 {
+            break;
+        }
+        if run.is_finished() {
+            panic!("sync ended: {:?}", run.await);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "row 9 never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ids: Vec<i32> = pg
+        .query(
+            &format!("SELECT id FROM \"{}\".t ORDER BY id", db.name),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![1, 8, 9],
+        "the rejected row is skipped, the rest of its transaction applied"
+    );
+    let dl = pg
+        .query_one(
+            "SELECT source_table, row_key, error, event->>'op' FROM my2pg.dead_letter",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(dl.get::<_, String>(0), format!("{}.t", db.name));
+    assert!(dl.get::<_, String>(1).contains('7'));
+    assert!(dl.get::<_, String>(2).contains("0000-00-00"));
+    assert_eq!(dl.get::<_, String>(3), "insert");
+    stop.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}

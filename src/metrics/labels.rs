@@ -53,11 +53,14 @@ pub enum ErrorKind {
     Heartbeat,
     /// The background verifier failed (not a difference: an error while comparing).
     Verify,
+    /// A change the target rejected was recorded in `my2pg.dead_letter` and skipped
+    /// (`[sync] on_error = "dead_letter"`).
+    DeadLetter,
 }
 
 impl ErrorKind {
     /// Every kind, in label order.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::SourceTransient,
         ErrorKind::SourceDefinite,
         ErrorKind::TargetTransient,
@@ -65,6 +68,7 @@ impl ErrorKind {
         ErrorKind::Transform,
         ErrorKind::Heartbeat,
         ErrorKind::Verify,
+        ErrorKind::DeadLetter,
     ];
 
     /// The `kind` label.
@@ -77,6 +81,7 @@ impl ErrorKind {
             ErrorKind::Transform => "transform",
             ErrorKind::Heartbeat => "heartbeat",
             ErrorKind::Verify => "verify",
+            ErrorKind::DeadLetter => "dead_letter",
         }
     }
 }

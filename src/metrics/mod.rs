@@ -542,7 +542,15 @@ impl Metrics {
 
     /// Counts one error of `kind`.
     pub fn error(&self, kind: ErrorKind) {
-        self.inner.errors.with_label_values(&[kind.as_str()]).inc();
+        self.errors(kind, 1);
+    }
+
+    /// Counts `n` errors of `kind`.
+    pub fn errors(&self, kind: ErrorKind, n: u64) {
+        self.inner
+            .errors
+            .with_label_values(&[kind.as_str()])
+            .inc_by(n);
     }
 
     /// Whether the pipeline is streaming from the binlog (`my2pg_streaming`).

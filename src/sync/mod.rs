@@ -556,6 +556,10 @@ async fn apply_loop(
         let now = SystemTime::now();
         ctx.metrics.apply_batch_finished(started.elapsed());
         ctx.metrics.transactions_applied(outcome.transactions);
+        if outcome.dead_letters > 0 {
+            ctx.metrics
+                .errors(ErrorKind::DeadLetter, outcome.dead_letters);
+        }
         for (table, op, n) in &outcome.rows {
             ctx.metrics.row_events_applied(table, *op, *n);
         }

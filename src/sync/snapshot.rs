@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use cdc_reader::snapshot::{Chunk, chunk_bounds, chunks, read_chunk, row_estimate};
-use sink::apply::stage;
+use sink::apply::{ErrorPolicy, stage};
 use sink::snapshot as state;
 
 use super::SyncContext;
@@ -379,10 +379,32 @@ async fn worker(
             let mut n = 0u64;
             while let Some(rows) = rx.recv().await {
                 cap.admit(rows.len() as u64).await;
-                let converted: Vec<Vec<PgValue>> = rows
-                    .iter()
-                    .map(|r| ctx.convert(&t.mapping, r))
-                    .collect::<std::result::Result<_, _>>()?;
+                let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    match t.mapping.convert_row(r) {
+                        Ok(v) => converted.push(v),
+                        Err(e) if matches!(ctx.sync.on_error, ErrorPolicy::DeadLetter) => {
+                            tracing::warn!(table = %t.schema.id, key = %t.mapping.render_key(r), error = %e, "copied row rejected; recorded in my2pg.dead_letter");
+                            ctx.metrics.error(crate::metrics::ErrorKind::DeadLetter);
+                            sink::apply::record_dead_letter(
+                                &pg,
+                                &ctx.pipeline,
+                                &sink::apply::DeadLetter {
+                                    position: "snapshot".into(),
+                                    gtid: None,
+                                    table: &t.schema,
+                                    key: t.mapping.render_key(r),
+                                    op: schemas::ChangeOp::Read,
+                                    before: None,
+                                    after: Some(r),
+                                    error: e.to_string(),
+                                },
+                            )
+                            .await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 match mode {
                     WriteMode::Copy => {
                         sink::binary::copy_rows(&pg, &t.mapping, &converted).await?;

@@ -582,7 +582,11 @@ impl Applier {
     async fn apply_slow(&mut self, batch: &[SourceTx]) -> Result<ApplyOutcome> {
         let mut outcome = ApplyOutcome::default();
         let mut counts: BTreeMap<(TableId, usize), u64> = BTreeMap::new();
-        for tx in batch {
+        for (k, tx) in batch.iter().enumerate() {
+            self.client
+                .batch_execute("SAVEPOINT my2pg_tx")
+                .await
+                .map_err(q("opening a savepoint"))?;
             for change in &tx.changes {
                 match change {
                     Change::Row(r) if self.is_heartbeat(&r.table.id) => {
@@ -604,6 +608,19 @@ impl Applier {
                                     gtid: tx.gtid.as_ref().map(ToString::to_string),
                                     ..*rej
                                 };
+                                if matches!(self.config.on_error, ErrorPolicy::Stop) {
+                                    // The transactions before this one are good: they commit
+                                    // with their checkpoint, so a restart after the fix
+                                    // resumes exactly at the rejected transaction.
+                                    self.client
+                                        .batch_execute("ROLLBACK TO SAVEPOINT my2pg_tx")
+                                        .await
+                                        .map_err(q("rolling back a rejected transaction"))?;
+                                    let done = &batch[..k];
+                                    if done.iter().any(|t| t.fragment.last) {
+                                        self.finish(done, &mut outcome).await?;
+                                    }
+                                }
                                 self.reject(rej, r).await?;
                                 outcome.dead_letters += 1;
                             }
@@ -722,31 +739,72 @@ impl Applier {
             }),
             ErrorPolicy::DeadLetter => {
                 warn!(table = %rej.table, key = %rej.key, error = %rej.error, "change rejected by the target; recorded in my2pg.dead_letter");
-                let event = serde_json::json!({
-                    "op": r.op.as_str(),
-                    "before": r.before.as_ref().map(|b| row_json(&r.table, b)),
-                    "after": r.after.as_ref().map(|a| row_json(&r.table, a)),
-                });
-                self.client
-                    .execute(
-                        "INSERT INTO my2pg.dead_letter (pipeline, position, gtid, source_table, row_key, event, error) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        &[
-                            &self.config.pipeline,
-                            &rej.position.to_string(),
-                            &rej.gtid,
-                            &rej.table.to_string(),
-                            &rej.key,
-                            &event,
-                            &rej.error,
-                        ],
-                    )
-                    .await
-                    .map_err(q("recording a dead letter"))?;
-                Ok(())
+                record_dead_letter(
+                    &self.client,
+                    &self.config.pipeline,
+                    &DeadLetter {
+                        position: rej.position.to_string(),
+                        gtid: rej.gtid,
+                        table: &r.table,
+                        key: rej.key,
+                        op: r.op,
+                        before: r.before.as_ref(),
+                        after: r.after.as_ref(),
+                        error: rej.error,
+                    },
+                )
+                .await
             }
         }
     }
+}
+
+/// One change the target rejected, as `my2pg.dead_letter` records it.
+#[derive(Debug)]
+pub struct DeadLetter<'a> {
+    /// The source position of its transaction (`snapshot` for a copied row).
+    pub position: String,
+    /// Its transaction's GTID.
+    pub gtid: Option<String>,
+    /// Its table.
+    pub table: &'a TableSchema,
+    /// Its key, rendered.
+    pub key: String,
+    /// What happened to the row.
+    pub op: ChangeOp,
+    /// Row before.
+    pub before: Option<&'a schemas::Row>,
+    /// Row after.
+    pub after: Option<&'a schemas::Row>,
+    /// Why the target rejected it.
+    pub error: String,
+}
+
+/// Records a rejected change in `my2pg.dead_letter` (in the caller's transaction, so it
+/// commits with the checkpoint that skips it).
+pub async fn record_dead_letter(client: &Client, pipeline: &str, d: &DeadLetter<'_>) -> Result<()> {
+    let event = serde_json::json!({
+        "op": d.op.as_str(),
+        "before": d.before.map(|b| row_json(d.table, b)),
+        "after": d.after.map(|a| row_json(d.table, a)),
+    });
+    client
+        .execute(
+            "INSERT INTO my2pg.dead_letter (pipeline, position, gtid, source_table, row_key, event, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &pipeline,
+                &d.position,
+                &d.gtid,
+                &d.table.id.to_string(),
+                &d.key,
+                &event,
+                &d.error,
+            ],
+        )
+        .await
+        .map_err(q("recording a dead letter"))?;
+    Ok(())
 }
 
 fn row_json(schema: &TableSchema, row: &schemas::Row) -> serde_json::Value {
