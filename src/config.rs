@@ -133,6 +133,10 @@ pub struct Config {
     /// How the initial copy runs.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    /// `[[transform]]` stages, applied in order to every copied and streamed row (and by
+    /// `verify` to the source side). See `docs/configuration.md`.
+    #[serde(default, rename = "transform")]
+    pub transforms: Vec<transform::TransformConfig>,
 }
 
 /// Rows per apply transaction: large enough that per-transaction costs (the checkpoint row,
@@ -327,6 +331,17 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The `[[transform]]` stages as a chain.
+    pub fn transform_chain(&self) -> Result<transform::Chain, ConfigError> {
+        transform::Chain::from_config(&self.transforms).map_err(|e| {
+            ConfigError::new(
+                "transform",
+                e.to_string(),
+                "see docs/configuration.md, section [[transform]], for the stages and their keys",
+            )
+        })
+    }
+
     /// Checks what every command needs: well-formed URLs and patterns. Returns the first problem
     /// with its key path.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -366,6 +381,7 @@ impl Config {
                 "see docs/type-mapping.md for the [mapping] keys and their values",
             )
         })?;
+        self.transform_chain()?;
         for (db, schema) in &self.tables.schema_map {
             if schema.is_empty() || schema.len() > 63 {
                 return Err(ConfigError::new(

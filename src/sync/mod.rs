@@ -63,6 +63,8 @@ pub struct SyncContext {
     pub health: Health,
     /// The heartbeat table, when heartbeats are on.
     pub heartbeat_table: Option<TableId>,
+    /// The `[[transform]]` stages, between the reader and the applier (and the copy).
+    pub transforms: Arc<transform::Chain>,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -80,7 +82,14 @@ impl SyncContext {
     }
 
     fn is_migrated(&self, id: &TableId) -> bool {
-        self.selection.selects(id) && self.heartbeat_table.as_ref() != Some(id)
+        self.selection.selects(id)
+            && self.heartbeat_table.as_ref() != Some(id)
+            && self.transforms.keeps_table(id)
+    }
+
+    /// A source table's schema after the transform stages (`None`: a stage drops it).
+    pub fn output(&self, schema: &Arc<TableSchema>) -> Result<Option<Arc<TableSchema>>> {
+        Ok(self.transforms.schema(schema)?)
     }
 }
 
@@ -118,10 +127,17 @@ pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncCon
     } else {
         None
     };
+    let mut chain = cfg.transform_chain()?;
+    if let Some(hb) = &heartbeat_table {
+        chain = chain.exempt(hb.clone());
+    }
+    let transforms = Arc::new(chain);
     let sel = selection.clone();
     let hb = heartbeat_table.clone();
-    let migrated: Arc<dyn Fn(&TableId) -> bool + Send + Sync> =
-        Arc::new(move |id: &TableId| sel.selects(id) && hb.as_ref() != Some(id));
+    let chain = transforms.clone();
+    let migrated: Arc<dyn Fn(&TableId) -> bool + Send + Sync> = Arc::new(move |id: &TableId| {
+        sel.selects(id) && hb.as_ref() != Some(id) && chain.keeps_table(id)
+    });
     Ok(SyncContext {
         source,
         target,
@@ -137,6 +153,7 @@ pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncCon
         metrics,
         health,
         heartbeat_table,
+        transforms,
     })
 }
 
@@ -159,8 +176,9 @@ pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
             .into());
         }
         for (_, t) in tables {
-            if ctx.is_migrated(&t.id) {
-                out.push(Arc::new(t));
+            let t = Arc::new(t);
+            if ctx.is_migrated(&t.id) && ctx.output(&t)?.is_some() {
+                out.push(t);
             }
         }
     }
@@ -199,13 +217,30 @@ pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
     Ok(out)
 }
 
+/// The target-side schemas of the source tables (after the transform stages).
+fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<TableSchema>>> {
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        if let Some(o) = ctx.output(t)? {
+            out.push(o);
+        }
+    }
+    Ok(out)
+}
+
 fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCopy>> {
     tables
         .iter()
-        .map(|s| {
+        .filter_map(|s| match ctx.transforms.table(s) {
+            Ok(Some(plan)) => Some(Ok((s, plan))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .map(|planned| {
+            let (s, plan) = planned?;
             let mapping = ctx
                 .targeting
-                .with_naming(|n| n.map(s.clone()))
+                .with_naming(|n| n.map(plan.output().clone()))
                 .map_err(|source| sink::SinkError::Mapping { source })?;
             if mapping.key.is_empty()
                 && ctx.sync.tables_without_key == sink::apply::NoKeyPolicy::Stop
@@ -216,6 +251,7 @@ fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCop
             }
             Ok(TableCopy {
                 schema: s.clone(),
+                plan,
                 mapping: Arc::new(mapping),
             })
         })
@@ -242,6 +278,11 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
 }
 
 fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
+    if e.chain()
+        .any(|c| c.downcast_ref::<transform::TransformError>().is_some())
+    {
+        return ErrorKind::Transform;
+    }
     let source = e
         .chain()
         .any(|c| c.downcast_ref::<cdc_reader::ReaderError>().is_some());
@@ -316,7 +357,8 @@ async fn run_once(
         let _ = pre.disconnect().await;
     }
     let tables = discover(ctx).await?;
-    for t in &tables {
+    let targets = outputs(ctx, &tables)?;
+    for t in &targets {
         applier.know(t.clone());
     }
     let mut copy = sink::snapshot::read(applier.client(), &ctx.pipeline).await?;
@@ -350,7 +392,7 @@ async fn run_once(
                 ctx.targeting.clone(),
             )
             .await?;
-            for t in &tables {
+            for t in &targets {
                 applier.know(t.clone());
             }
             copy = sink::snapshot::read(applier.client(), &ctx.pipeline).await?;
@@ -416,9 +458,12 @@ async fn prepare_recopy(
     pg: &tokio_postgres::Client,
     t: &Arc<TableSchema>,
 ) -> Result<()> {
+    let Some(out) = ctx.output(t)? else {
+        return Ok(());
+    };
     let m = ctx
         .targeting
-        .with_naming(|n| n.map(t.clone()))
+        .with_naming(|n| n.map(out))
         .map_err(|source| sink::SinkError::Mapping { source })?;
     let rel = m.target.quoted();
     let rows = pg
@@ -462,8 +507,10 @@ async fn stream(
     let (tx, mut rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
     let sel = ctx.selection.clone();
     let hb = ctx.heartbeat_table.clone();
-    let selection: cdc_reader::binlog::decoder::Selection =
-        Arc::new(move |id: &TableId| sel.selects(id) || hb.as_ref() == Some(id));
+    let chain = ctx.transforms.clone();
+    let selection: cdc_reader::binlog::decoder::Selection = Arc::new(move |id: &TableId| {
+        (sel.selects(id) && chain.keeps_table(id)) || hb.as_ref() == Some(id)
+    });
     let mut config = StreamConfig::new(selection);
     config.server_id = ctx.sync.server_id;
     let reader = BinlogReader::new(ctx.source.clone(), config);
@@ -533,6 +580,7 @@ async fn apply_loop(
             },
             _ = stop.changed() => return Ok(Some(Exit::Stopped)),
         };
+        let first = ctx.transforms.apply(first)?;
         let mut rows = first.row_count();
         let mut bytes = first.approx_bytes();
         let mut batch = vec![first];
@@ -544,6 +592,7 @@ async fn apply_loop(
         {
             match rx.try_recv() {
                 Ok(t) => {
+                    let t = ctx.transforms.apply(t)?;
                     rows += t.row_count();
                     bytes += t.approx_bytes();
                     batch.push(t);

@@ -67,7 +67,9 @@ pub enum WriteMode {
 pub struct TableCopy {
     /// Source schema.
     pub schema: Arc<TableSchema>,
-    /// Its mapping.
+    /// Its transform plan (rows are read in the source schema, then transformed).
+    pub plan: Arc<transform::TablePlan>,
+    /// The mapping of the transformed schema.
     pub mapping: Arc<TableMapping>,
 }
 
@@ -379,8 +381,11 @@ async fn worker(
             let mut n = 0u64;
             while let Some(rows) = rx.recv().await {
                 cap.admit(rows.len() as u64).await;
+                let read = rows.len() as u64;
                 let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
-                for r in &rows {
+                for r in rows {
+                    let Some(r) = t.plan.row(r) else { continue };
+                    let r = &r;
                     match t.mapping.convert_row(r) {
                         Ok(v) => converted.push(v),
                         Err(e) if matches!(ctx.sync.on_error, ErrorPolicy::DeadLetter) => {
@@ -392,7 +397,7 @@ async fn worker(
                                 &sink::apply::DeadLetter {
                                     position: "snapshot".into(),
                                     gtid: None,
-                                    table: &t.schema,
+                                    table: t.plan.output(),
                                     key: t.mapping.render_key(r),
                                     op: schemas::ChangeOp::Read,
                                     before: None,
@@ -414,7 +419,7 @@ async fn worker(
                     }
                 }
                 n += converted.len() as u64;
-                progress.add(job.table, converted.len() as u64);
+                progress.add(job.table, read);
                 ctx.metrics
                     .table(&t.schema.id)
                     .snapshot_chunk_copied(converted.len() as u64);

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use schemas::table::{ColumnType, IntWidth, TableId, split_qualified};
-use schemas::value::{Decimal, Timestamp, Value};
+use schemas::value::{DateTime, Decimal, Timestamp, Value};
 
 use crate::TransformError;
 use crate::filter::Filter;
@@ -100,7 +100,9 @@ pub enum CastTo {
     Json,
     /// Integers, integral decimals and integer text become `bigint`.
     Bigint,
-    /// Unix epoch seconds (integers) or a DATETIME read as UTC become a `timestamptz`.
+    /// Unix epoch seconds (integers) or a TIMESTAMP become their UTC reading, a DATETIME
+    /// (PostgreSQL `timestamp without time zone`, in UTC). Not `timestamptz`: MySQL's zero
+    /// TIMESTAMP is the Unix epoch's own second, so an epoch-0 value would be mistaken for it.
     Timestamp,
 }
 
@@ -121,7 +123,7 @@ impl CastTo {
             CastTo::Text => "any type but spatial and binary-only types",
             CastTo::Json => "CHAR, VARCHAR, TEXT or JSON",
             CastTo::Bigint => "integer, DECIMAL with scale 0, YEAR, BIT or text columns",
-            CastTo::Timestamp => "integer (Unix seconds), DATETIME or TIMESTAMP columns",
+            CastTo::Timestamp => "integer (Unix seconds) or TIMESTAMP columns",
         }
     }
 
@@ -153,16 +155,11 @@ impl CastTo {
                 unsigned: false,
                 display_width: None,
             }),
-            CastTo::Timestamp => matches!(
-                from,
-                T::Integer { .. } | T::DateTime { .. } | T::Timestamp { .. }
-            )
-            .then(|| T::Timestamp {
-                fsp: match from {
-                    T::DateTime { fsp } | T::Timestamp { fsp } => *fsp,
-                    _ => 0,
-                },
-            }),
+            CastTo::Timestamp => match from {
+                T::Integer { .. } => Some(T::DateTime { fsp: 0 }),
+                T::Timestamp { fsp } => Some(T::DateTime { fsp: *fsp }),
+                _ => None,
+            },
         }
     }
 
@@ -191,19 +188,41 @@ impl CastTo {
                 _ => v,
             },
             CastTo::Timestamp => match &v {
-                Value::Int(s) => Value::Timestamp(Timestamp {
-                    secs: *s,
-                    micros: 0,
-                }),
+                Value::Int(s) => epoch_reading(*s).map_or(v, Value::DateTime),
                 Value::UInt(s) => i64::try_from(*s)
-                    .map_or(v, |secs| Value::Timestamp(Timestamp { secs, micros: 0 })),
-                Value::DateTime(dt) if !dt.date.has_zero_part() => {
-                    Value::Timestamp(Timestamp::from_utc(dt))
-                }
+                    .ok()
+                    .and_then(epoch_reading)
+                    .map_or(v, Value::DateTime),
+                // The zero TIMESTAMP stays a zero reading: the `zero_date` policy decides.
+                Value::Timestamp(t) if t.is_zero() => Value::DateTime(ZERO_READING),
+                Value::Timestamp(t) => Value::DateTime(t.to_utc()),
                 _ => v,
             },
         }
     }
+}
+
+/// The UTC calendar reading of Unix second `secs`, within years 1..=9999 (MySQL's DATETIME
+/// range; beyond it the value is left for the mapping to reject).
+const ZERO_READING: DateTime = DateTime {
+    date: schemas::value::Date {
+        year: 0,
+        month: 0,
+        day: 0,
+    },
+    hour: 0,
+    minute: 0,
+    second: 0,
+    micros: 0,
+};
+
+fn epoch_reading(secs: i64) -> Option<DateTime> {
+    // 0001-01-01 00:00:00 and 10000-01-01 00:00:00 in Unix seconds.
+    const MIN: i64 = -62_135_596_800;
+    const MAX: i64 = 253_402_300_800;
+    (MIN..MAX)
+        .contains(&secs)
+        .then(|| Timestamp { secs, micros: 0 }.to_utc())
 }
 
 /// The text form of a value: numbers as the source wrote them, temporal values in ISO form,

@@ -119,6 +119,8 @@ impl TablePlan {
 /// An ordered list of stages, with compiled plans cached per table schema.
 pub struct Chain {
     stages: Vec<Box<dyn Transform>>,
+    /// Tables the chain leaves alone (my2pg's own heartbeat table).
+    exempt: Vec<TableId>,
     /// Plans by table, with the exact input schema they were compiled for (`None`: the table
     /// is dropped by a stage).
     cache: Mutex<HashMap<TableId, CachedPlan>>,
@@ -151,8 +153,16 @@ impl Chain {
     pub fn new(stages: Vec<Box<dyn Transform>>) -> Chain {
         Chain {
             stages,
+            exempt: Vec::new(),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Leaves `table` untouched by every stage (for my2pg's own heartbeat table, whose rows
+    /// must reach the applier whatever the filters say).
+    pub fn exempt(mut self, table: TableId) -> Chain {
+        self.exempt.push(table);
+        self
     }
 
     /// Builds the chain from `[[transform]]` entries, checking each.
@@ -177,7 +187,7 @@ impl Chain {
     /// Whether a table passes the table filters, judged by name alone (before its schema is
     /// known).
     pub fn keeps_table(&self, id: &TableId) -> bool {
-        self.stages.iter().all(|s| s.keeps_table(id))
+        self.exempt.contains(id) || self.stages.iter().all(|s| s.keeps_table(id))
     }
 
     /// The compiled plan for a table schema; `None` when a stage drops the table.
@@ -198,7 +208,12 @@ impl Chain {
     fn compile(&self, schema: &TableSchemaRef) -> Result<Option<TablePlan>, TransformError> {
         let mut current = schema.clone();
         let mut rows: Vec<Box<dyn RowFn>> = Vec::new();
-        for stage in &self.stages {
+        let stages: &[Box<dyn Transform>] = if self.exempt.contains(&schema.id) {
+            &[]
+        } else {
+            &self.stages
+        };
+        for stage in stages {
             match stage.compile(&current)? {
                 Compiled::Drop => return Ok(None),
                 Compiled::Pass => {}
