@@ -177,6 +177,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The whole job on throwaway local databases: a sample shop moves to PostgreSQL.
+    ///
+    /// Starts a MariaDB and a PostgreSQL in temporary directories (nothing else is touched),
+    /// creates a shop with varied column types, starts live writes, runs sync (copy, then
+    /// streaming) with a live view, stops the writes, waits for the applier to catch up, runs
+    /// verify and prints a summary: rows, apply rate, lag p50/p99, the verify result. Exit
+    /// code 0 when the target equals the source.
+    ///
+    /// Example: my2pg demo --size small        (about a minute)
+    Demo {
+        /// How much data the shop holds.
+        #[arg(long, value_enum, default_value = "small")]
+        size: commands::demo::Size,
+        /// Keep the servers (and sync) running after the summary, until Ctrl-C, and print
+        /// their URLs and commands to try.
+        #[arg(long)]
+        keep: bool,
+        /// Seconds of live writes while streaming (default by size: 15, 30, 60).
+        #[arg(long, value_name = "SECONDS")]
+        seconds: Option<u64>,
+    },
     /// Alerting: check the receivers configured in [alerts].
     Alert {
         /// What to do.
@@ -217,7 +238,11 @@ pub fn load_config(path: Option<&PathBuf>, data: &DataArgs) -> anyhow::Result<Co
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    if matches!(cli.command, Command::Demo { .. }) {
+        logging::init_with_default(cli.log_format, "error");
+    } else {
+        logging::init(cli.log_format);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -248,6 +273,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let cfg = load_config(cli.config.as_ref(), &data)?;
             commands::sync::run(&cfg, snapshot_only, &resnapshot, listen).await
         }
+        Command::Demo {
+            size,
+            keep,
+            seconds,
+        } => commands::demo::run(size, keep, seconds).await,
         Command::InspectBinlog {
             files,
             format,

@@ -21,8 +21,13 @@ pub const DEFAULT_FILTER: &str =
 
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    init_with_default(format, DEFAULT_FILTER);
+}
+
+/// Like [`init`] with another default filter (`demo` keeps its screen for its own view and
+/// logs only warnings unless `RUST_LOG` says otherwise).
+pub fn init_with_default(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

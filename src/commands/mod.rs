@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod check;
+pub mod demo;
 pub mod inspect;
 pub mod schema;
 pub mod selection;

@@ -147,6 +147,12 @@ impl Servers {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        self.database(&name).await
+    }
+
+    /// Creates the database `name` on both servers (utf8mb4 on MySQL).
+    pub async fn database(&self, name: &str) -> Result<TestDb> {
+        let name = name.to_owned();
         let mut conn = mysql_async::Conn::from_url(&self.mysql_url)
             .await
             .with_context(|| format!("connecting to {}", self.mysql_url))?;

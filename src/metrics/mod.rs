@@ -403,6 +403,37 @@ impl Metrics {
         self.inner.transactions.inc_by(n);
     }
 
+    /// Streamed row changes applied so far, all tables and kinds (snapshot rows excluded).
+    pub fn row_events_applied_total(&self) -> u64 {
+        ["insert", "update", "delete"]
+            .iter()
+            .map(|op| {
+                lock(&self.inner.tables)
+                    .keys()
+                    .map(|t| {
+                        self.inner
+                            .row_events
+                            .with_label_values(&[t.to_string().as_str(), op])
+                            .get()
+                    })
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    /// Rows copied by the snapshot so far, all tables.
+    pub fn snapshot_rows_total(&self) -> u64 {
+        lock(&self.inner.tables)
+            .keys()
+            .map(|t| {
+                self.inner
+                    .snapshot_rows
+                    .with_label_values(&[t.to_string().as_str()])
+                    .get()
+            })
+            .sum()
+    }
+
     /// One apply batch (one target transaction with its checkpoint) took `elapsed`.
     pub fn apply_batch_finished(&self, elapsed: Duration) {
         self.inner.apply_batch.observe(elapsed.as_secs_f64());

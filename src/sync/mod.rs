@@ -543,8 +543,15 @@ async fn stream(
         let _ = h.await;
     }
     applier.rollback().await;
+    // The reader keeps nothing that needs flushing; when the apply loop ended for another
+    // reason than the reader ending, stop it now (an idle stream would only notice the closed
+    // channel on its next event, and would meanwhile reconnect to a source being shut down).
+    if !matches!(result, Ok(None)) {
+        reader_task.abort();
+    }
     let reader_result = match tokio::time::timeout(Duration::from_secs(10), reader_task).await {
         Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.is_cancelled() => Ok(()),
         Ok(Err(e)) => Err(cdc_reader::ReaderError::StreamLost { source: None })
             .with_context(|| format!("reader task: {e}"))?,
         Err(_) => Ok(()),

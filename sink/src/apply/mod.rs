@@ -514,6 +514,27 @@ impl Applier {
 
     /// Translates and runs a schema change, recording it in `my2pg.schema_history`.
     async fn apply_ddl(&mut self, d: &DdlChange, position: &SourcePosition) -> Result<()> {
+        // my2pg's own heartbeat table is read for its rows, never migrated: its DDL (sync
+        // creates it on the source) has no place on the target.
+        let filtered;
+        let d = if d.tables.iter().any(|(id, _)| self.is_heartbeat(id)) {
+            let tables: Vec<_> = d
+                .tables
+                .iter()
+                .filter(|(id, _)| !self.is_heartbeat(id))
+                .cloned()
+                .collect();
+            if tables.is_empty() {
+                return Ok(());
+            }
+            filtered = DdlChange {
+                tables,
+                ..d.clone()
+            };
+            &filtered
+        } else {
+            d
+        };
         let known = self.known.clone();
         let translation = self.targeting.with_naming(|n| {
             crate::ddl::stream::translate_ddl(d, &|id: &TableId| known.get(id).cloned(), n)
