@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{Postgres, PostgresOptions};
-pub use process::{find_mariadb_bin, find_postgres_bin};
+pub use process::{find_mariadb_bin, find_postgres_bin, free_port};
 
 /// Environment variable naming an existing MySQL/MariaDB server (as a `mysql://` URL with a user
 /// that may create databases) to use instead of a throwaway one.
