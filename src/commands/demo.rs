@@ -63,7 +63,7 @@ impl Size {
 /// The sample shop: customers, products, orders, order items and carts, with the types a
 /// real shop has (unsigned keys, DECIMAL money, DATETIME(6) and TIMESTAMP(3), JSON, ENUM, SET,
 /// TINYINT(1) flags, BIT, BINARY(16) session ids, BLOB thumbnails, utf8mb4 names with emoji).
-const SHOP_DDL: &str = r"
+pub const SHOP_DDL: &str = r"
 CREATE TABLE customers (
   id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
   email VARCHAR(190) NOT NULL,
@@ -115,11 +115,11 @@ CREATE TABLE carts (
 ";
 
 /// The shop's tables, in the order the summary lists them.
-const TABLES: [&str; 5] = ["customers", "products", "orders", "order_items", "carts"];
+pub const TABLES: [&str; 5] = ["customers", "products", "orders", "order_items", "carts"];
 
 /// Fills the shop with `n` customers and proportional other rows, set-based through
 /// MariaDB's SEQUENCE engine (`seq_1_to_N`), so seeding takes seconds.
-fn seed_sql(n: u64) -> Vec<String> {
+pub fn seed_sql(n: u64) -> Vec<String> {
     let products = (n / 4).max(50);
     let orders = n * 5;
     let carts = n / 2;
