@@ -87,7 +87,7 @@ pub struct ApplyConfig {
 pub struct Targeting {
     /// `[mapping]`.
     pub options: MappingOptions,
-    /// MySQL database → PostgreSQL schema (missing: same name).
+    /// MySQL database → PostgreSQL schema (missing: the name folded like every identifier).
     pub schema_map: BTreeMap<String, String>,
     /// Whether a source table is migrated.
     pub migrated: Arc<dyn Fn(&TableId) -> bool + Send + Sync>,
@@ -102,12 +102,13 @@ impl std::fmt::Debug for Targeting {
 }
 
 impl Targeting {
-    /// The PostgreSQL schema of a MySQL database.
+    /// The PostgreSQL schema of a MySQL database: its `schema_map` entry, else its name folded
+    /// under `identifiers` (database `Shop` becomes schema `shop`, like its tables).
     pub fn schema_of(&self, db: &str) -> String {
         self.schema_map
             .get(db)
             .cloned()
-            .unwrap_or_else(|| db.to_owned())
+            .unwrap_or_else(|| self.options.fold(db))
     }
 
     /// Runs `f` with a [`Naming`] view.
