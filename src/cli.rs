@@ -177,6 +177,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Where a pipeline stands, read from the state it keeps in the target.
+    ///
+    /// Position, lag at the last heartbeat, per-table state (copying n %, streaming, stopped),
+    /// the error that stopped it, the last verify result and dead letters. Works whether or not
+    /// sync is running. Exit code 0, or 1 when a definite error stopped the pipeline.
+    ///
+    /// Example: my2pg status --target postgres://app:pw@pg1/shop --format json
+    Status {
+        /// Target (and the pipeline name from [sync] pipeline in the config).
+        #[command(flatten)]
+        data: DataArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// The whole job on throwaway local databases: a sample shop moves to PostgreSQL.
     ///
     /// Starts a MariaDB and a PostgreSQL in temporary directories (nothing else is touched),
@@ -272,6 +287,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let cfg = load_config(cli.config.as_ref(), &data)?;
             commands::sync::run(&cfg, snapshot_only, &resnapshot, listen).await
+        }
+        Command::Status { data, format } => {
+            let cfg = load_config(cli.config.as_ref(), &data)?;
+            commands::status::run(&cfg, format).await
         }
         Command::Demo {
             size,

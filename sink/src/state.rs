@@ -120,7 +120,46 @@ CREATE TABLE my2pg.deferred_ddl (
     PRIMARY KEY (pipeline, source_table, ordinal)
 )",
     ),
+    (
+        4,
+        // What `my2pg status` shows of a pipeline that is not running: its last phase and, when
+        // a definite error stopped it, the error.
+        "CREATE TABLE my2pg.pipeline_state (
+    pipeline text PRIMARY KEY,
+    phase text NOT NULL,
+    error text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)",
+    ),
 ];
+
+/// Records the phase of `pipeline` (and the error that stopped it, if any) for `my2pg status`.
+pub async fn record_phase(
+    client: &tokio_postgres::Client,
+    pipeline: &str,
+    phase: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(q("recording the pipeline's phase"))?;
+    ensure_state(client).await?;
+    client
+        .execute(
+            "INSERT INTO my2pg.pipeline_state (pipeline, phase, error, updated_at) \
+             VALUES ($1, $2, $3, now()) ON CONFLICT (pipeline) DO UPDATE \
+             SET phase = EXCLUDED.phase, error = EXCLUDED.error, updated_at = now()",
+            &[&pipeline, &phase, &error],
+        )
+        .await
+        .map_err(q("recording the pipeline's phase"))?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(q("recording the pipeline's phase"))?;
+    Ok(())
+}
 
 fn q(what: &str) -> impl FnOnce(tokio_postgres::Error) -> SinkError {
     let what = what.to_owned();

@@ -6,4 +6,5 @@ pub mod demo;
 pub mod inspect;
 pub mod schema;
 pub mod selection;
+pub mod status;
 pub mod sync;

@@ -304,7 +304,18 @@ pub async fn run(ctx: SyncContext, opts: SyncOptions, stop: watch::Receiver<bool
         ctx.health.set(Phase::Starting);
         let started = Instant::now();
         match run_once(&ctx, &opts, stop.clone()).await {
-            Ok(exit) => return Ok(exit),
+            Ok(exit) => {
+                if let Ok(Ok(pg)) =
+                    tokio::time::timeout(Duration::from_secs(5), ctx.target.connect()).await
+                {
+                    let phase = match &exit {
+                        Exit::Stopped => "stopped on request",
+                        Exit::SnapshotOnly(_) => "copied (snapshot only)",
+                    };
+                    let _ = sink::state::record_phase(&pg, &ctx.pipeline, phase, None).await;
+                }
+                return Ok(exit);
+            }
             Err(e) if is_transient(&e) && !*stop.borrow() => {
                 ctx.metrics.error(error_kind(&e, true));
                 let msg = crate::exit::render(&e);
@@ -325,6 +336,14 @@ pub async fn run(ctx: SyncContext, opts: SyncOptions, stop: watch::Receiver<bool
             Err(e) => {
                 ctx.metrics.error(error_kind(&e, false));
                 ctx.health.stopped(e.as_ref());
+                // For `my2pg status`: best effort (the target may be what failed).
+                if let Ok(Ok(pg)) =
+                    tokio::time::timeout(Duration::from_secs(5), ctx.target.connect()).await
+                {
+                    let msg = crate::exit::render(&e);
+                    let _ =
+                        sink::state::record_phase(&pg, &ctx.pipeline, "stopped", Some(&msg)).await;
+                }
                 return Err(e);
             }
         }
@@ -534,6 +553,7 @@ async fn stream(
         _ => ctx.metrics.set_heartbeat_interval(None),
     }
     ctx.health.set(Phase::Streaming);
+    sink::state::record_phase(applier.client(), &ctx.pipeline, "streaming", None).await?;
     ctx.metrics.set_streaming(true);
     let result = apply_loop(ctx, applier, &mut rx, &mut deferred_end, &mut stop).await;
     ctx.metrics.set_streaming(false);
