@@ -532,6 +532,11 @@ async fn stream(
     });
     let mut config = StreamConfig::new(selection);
     config.server_id = ctx.sync.server_id;
+    // Memory: the channel holds at most `channel_capacity` fragments; sizing fragments from the
+    // batch budget keeps a huge source transaction within about twice `batch_bytes` (channel
+    // plus the batch being applied) instead of capacity × the reader's default fragment size.
+    config.fragment_bytes = (ctx.sync.batch_bytes / ctx.sync.channel_capacity.max(1))
+        .clamp(256 << 10, config.fragment_bytes);
     let reader = BinlogReader::new(ctx.source.clone(), config);
     let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
     let reader_task =
