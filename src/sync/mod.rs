@@ -523,7 +523,15 @@ async fn stream(
     mut deferred_end: Option<SourcePosition>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Exit> {
-    let (tx, mut rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
+    let (tx, reader_rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
+    // Between the reader and the applier sits a backlog bounded in bytes, not transactions:
+    // while a batch applies, the reader keeps decoding into it, so the next batch can reach
+    // `batch_rows` even when source transactions are small, and memory stays within about
+    // twice `batch_bytes`.
+    let budget_bytes = ctx.sync.batch_bytes.saturating_mul(2).clamp(1 << 20, u32::MAX as usize);
+    let budget = Arc::new(tokio::sync::Semaphore::new(budget_bytes));
+    let (backlog_tx, mut rx) = mpsc::channel::<(SourceTx, u32)>(BACKLOG_TRANSACTIONS);
+    let forwarder = tokio::spawn(forward(reader_rx, backlog_tx, budget.clone(), budget_bytes));
     let sel = ctx.selection.clone();
     let hb = ctx.heartbeat_table.clone();
     let chain = ctx.transforms.clone();
@@ -560,10 +568,11 @@ async fn stream(
     ctx.health.set(Phase::Streaming);
     sink::state::record_phase(applier.client(), &ctx.pipeline, "streaming", None).await?;
     ctx.metrics.set_streaming(true);
-    let result = apply_loop(ctx, applier, &mut rx, &mut deferred_end, &mut stop).await;
+    let result = apply_loop(ctx, applier, &mut rx, &budget, &mut deferred_end, &mut stop).await;
     ctx.metrics.set_streaming(false);
     let _ = hb_stop_tx.send(true);
     drop(rx);
+    forwarder.abort();
     if let Some(h) = hb_task {
         let _ = h.await;
     }
@@ -593,11 +602,36 @@ async fn stream(
     }
 }
 
+/// Most source transactions waiting between reader and applier (the byte budget usually
+/// binds first; this bounds the count of tiny ones).
+const BACKLOG_TRANSACTIONS: usize = 100_000;
+
+/// Moves transactions from the reader into the backlog, each once its bytes fit the budget.
+async fn forward(
+    mut from: mpsc::Receiver<SourceTx>,
+    to: mpsc::Sender<(SourceTx, u32)>,
+    budget: Arc<tokio::sync::Semaphore>,
+    max: usize,
+) {
+    while let Some(t) = from.recv().await {
+        // A transaction larger than the whole budget passes alone.
+        let n = u32::try_from(t.approx_bytes().clamp(1, max)).unwrap_or(u32::MAX);
+        match budget.acquire_many(n).await {
+            Ok(p) => p.forget(),
+            Err(_) => return,
+        }
+        if to.send((t, n)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Batches and applies until stopped (`Ok(Some)`), the reader ends (`Ok(None)`), or an error.
 async fn apply_loop(
     ctx: &SyncContext,
     applier: &mut Applier,
-    rx: &mut mpsc::Receiver<SourceTx>,
+    rx: &mut mpsc::Receiver<(SourceTx, u32)>,
+    budget: &tokio::sync::Semaphore,
     deferred_end: &mut Option<SourcePosition>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<Exit>> {
@@ -605,13 +639,14 @@ async fn apply_loop(
         if *stop.borrow() {
             return Ok(Some(Exit::Stopped));
         }
-        let first = tokio::select! {
+        let (first, held) = tokio::select! {
             msg = rx.recv() => match msg {
                 Some(t) => t,
                 None => return Ok(None),
             },
             _ = stop.changed() => return Ok(Some(Exit::Stopped)),
         };
+        let mut held = held as usize;
         let first = ctx.transforms.apply(first)?;
         let mut rows = first.row_count();
         let mut bytes = first.approx_bytes();
@@ -623,7 +658,8 @@ async fn apply_loop(
             && batch.last().is_some_and(|t| t.fragment.last)
         {
             match rx.try_recv() {
-                Ok(t) => {
+                Ok((t, n)) => {
+                    held += n as usize;
                     let t = ctx.transforms.apply(t)?;
                     rows += t.row_count();
                     bytes += t.approx_bytes();
@@ -633,7 +669,9 @@ async fn apply_loop(
             }
         }
         let started = Instant::now();
-        let outcome = applier.apply(batch).await?;
+        let outcome = applier.apply(batch).await;
+        budget.add_permits(held);
+        let outcome = outcome?;
         let now = SystemTime::now();
         ctx.metrics.apply_batch_finished(started.elapsed());
         ctx.metrics.transactions_applied(outcome.transactions);
