@@ -6,3 +6,4 @@ pub mod inspect;
 pub mod schema;
 pub mod selection;
 pub mod sync;
+pub mod verify;
