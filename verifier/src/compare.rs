@@ -72,7 +72,7 @@ impl KeyedRow {
 }
 
 /// What kind of difference a row shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiffKind {
     /// In the source, not in the target.
