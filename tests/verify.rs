@@ -526,3 +526,93 @@ async fn wait_for(p: &tokio_postgres::Client, schema: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The binary: exit codes 0 / 1 / 2, JSON on stdout, `error:` and `fix:` on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_exit_codes_and_json() {
+    let db = harness::shared().fresh("verify_cli").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))").await;
+    exec(&mut c, "INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
+    let cfg = sync_config(&db);
+    copy(&cfg).await;
+    let run = |target: String| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_my2pg"))
+            .args([
+                "verify",
+                "--source",
+                &db.mysql_url,
+                "--target",
+                &target,
+                "--databases",
+                &db.name,
+                "--format",
+                "json",
+                "--rechecks",
+                "0",
+            ])
+            .env_remove("MY2PG_CONFIG")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(db.pg_url.clone());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["result"], "identical");
+    assert_eq!(j["tables"][0]["rows_compared"], 2);
+
+    let p = pg(&db.pg_url).await;
+    pg_exec(
+        &p,
+        &format!("UPDATE {}.t SET v = 'B' WHERE id = 2", db.name),
+    )
+    .await;
+    let (code, stdout, stderr) = run(db.pg_url.clone());
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["tables"][0]["diffs"][0]["kind"], "differing");
+    assert_eq!(j["tables"][0]["diffs"][0]["columns"][0]["source"], "b");
+    assert_eq!(j["tables"][0]["diffs"][0]["columns"][0]["target"], "B");
+
+    let url = url::Url::parse(&db.pg_url).unwrap();
+    let bad = format!(
+        "postgres://nobody:wrong@{}:{}{}",
+        url.host_str().unwrap(),
+        url.port().unwrap(),
+        url.path()
+    );
+    let (code, stdout, stderr) = run(bad);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("error:") && stderr.contains("nobody"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong"), "password printed: {stderr}");
+}
+
+#[test]
+fn verify_config_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my2pg.toml");
+    std::fs::write(
+        &path,
+        "[verify]\ninterval_secs = 600\nmax_rows_per_second = 1000\n",
+    )
+    .unwrap();
+    let cfg = Config::load_with_env(Some(&path), &my2pg::config::Overrides::default(), &|_| None)
+        .unwrap();
+    assert_eq!(cfg.verify.interval_secs, 600);
+    assert_eq!(cfg.verify.max_rows_per_second, Some(1000));
+    assert_eq!(Config::default().verify.interval_secs, 0, "off by default");
+    std::fs::write(&path, "[verify]\nintervall = 1\n").unwrap();
+    assert!(
+        Config::load_with_env(Some(&path), &my2pg::config::Overrides::default(), &|_| None)
+            .is_err()
+    );
+}
