@@ -113,7 +113,7 @@ pub struct Outcome {
 #[derive(Debug)]
 pub struct Merge {
     key: Vec<usize>,
-    waiting: HashMap<Vec<u8>, (Side, KeyedRow)>,
+    waiting: HashMap<Vec<u8>, (Side, [u8; 32], Vec<PgValue>)>,
     detail_cap: usize,
     out: Outcome,
 }
@@ -137,34 +137,38 @@ impl Merge {
 
     /// Takes one row of `side`.
     pub fn push(&mut self, side: Side, row: KeyedRow) {
+        use std::collections::hash_map::Entry;
         match side {
             Side::Source => self.out.source_rows += 1,
             Side::Target => self.out.target_rows += 1,
         }
-        match self.waiting.remove(&row.key) {
-            Some((other, partner)) if other != side => {
-                if partner.digest != row.digest {
+        match self.waiting.entry(row.key) {
+            Entry::Occupied(e) if e.get().0 != side => {
+                let (key, (_, digest, values)) = e.remove_entry();
+                if digest != row.digest {
                     let (s, t) = match side {
-                        Side::Source => (row, partner),
-                        Side::Target => (partner, row),
+                        Side::Source => (row.values, values),
+                        Side::Target => (values, row.values),
                     };
-                    self.record(
-                        DiffKind::Differing,
-                        s.key.clone(),
-                        Some(s.values),
-                        Some(t.values),
-                    );
+                    self.record(DiffKind::Differing, key, Some(s), Some(t));
                 }
             }
-            Some((same, first)) => {
+            Entry::Occupied(e) => {
                 // The same key twice on one side (a target whose key constraint was dropped, or
                 // a transform that maps two keys to one): the first keeps waiting, the second is
                 // a difference of its own.
-                self.waiting.insert(first.key.clone(), (same, first));
-                self.unmatched(side, row);
+                let key = e.key().clone();
+                self.unmatched(
+                    side,
+                    KeyedRow {
+                        key,
+                        digest: row.digest,
+                        values: row.values,
+                    },
+                );
             }
-            None => {
-                self.waiting.insert(row.key.clone(), (side, row));
+            Entry::Vacant(e) => {
+                e.insert((side, row.digest, row.values));
             }
         }
     }
@@ -201,7 +205,20 @@ impl Merge {
 
     /// Ends the merge: every row still waiting has no partner.
     pub fn finish(mut self) -> Outcome {
-        let mut rest: Vec<(Side, KeyedRow)> = self.waiting.drain().map(|(_, v)| v).collect();
+        let mut rest: Vec<(Side, KeyedRow)> = self
+            .waiting
+            .drain()
+            .map(|(key, (side, digest, values))| {
+                (
+                    side,
+                    KeyedRow {
+                        key,
+                        digest,
+                        values,
+                    },
+                )
+            })
+            .collect();
         // Report order independent of hashing: by side, then key bytes.
         rest.sort_by(|a, b| {
             (a.0 == Side::Target)
