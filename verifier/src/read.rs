@@ -193,22 +193,28 @@ pub async fn stream_target(
         table: mapping.target.to_string(),
         source,
     };
+    // COPY sends one message per row: gather rows across messages into full batches, so the
+    // channel (and the merge task's wake-ups) see one send per BATCH_ROWS rows, not per row.
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
     while let Some(chunk) = stream.next().await {
         let chunk: Bytes = chunk.map_err(|source| VerifyError::TargetQuery {
             what: what(),
             source,
         })?;
         decoder.feed(&chunk);
-        let mut batch = Vec::new();
         while let Some(values) = decoder.next_row().map_err(decode_err)? {
             batch.push(KeyedRow::new(values, &mapping.key, &mut buf));
         }
-        if !batch.is_empty() {
+        if batch.len() >= BATCH_ROWS {
             throttle.account(batch.len()).await;
-            if out.send((Side::Target, batch)).await.is_err() {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+            if out.send((Side::Target, full)).await.is_err() {
                 return Ok(());
             }
         }
+    }
+    if !batch.is_empty() {
+        let _ = out.send((Side::Target, batch)).await;
     }
     Ok(())
 }
