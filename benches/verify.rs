@@ -188,11 +188,7 @@ async fn bench(rows: u64) {
         println!("reladiff: not installed (pip install 'reladiff[mysql,postgresql]'); skipped");
         return;
     };
-    let my_url = format!(
-        "{}/{}",
-        db.mysql_url.trim_end_matches('/'),
-        db.name
-    );
+    let my_url = format!("{}/{}", db.mysql_url.trim_end_matches('/'), db.name);
     let pg_url = db.pg_url.replacen("postgres://", "postgresql://", 1);
     let started = Instant::now();
     let mut failed = Vec::new();
@@ -228,7 +224,10 @@ async fn bench(rows: u64) {
             ));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        if let Some(line) = stdout.lines().find(|l| l.contains("different") || l.contains("Diff-Percent")) {
+        if let Some(line) = stdout
+            .lines()
+            .find(|l| l.contains("different") || l.contains("Diff-Percent"))
+        {
             println!("  reladiff t{t}: {line}");
         }
     }
