@@ -137,6 +137,21 @@ pub struct Config {
     /// `verify` to the source side). See `docs/configuration.md`.
     #[serde(default, rename = "transform")]
     pub transforms: Vec<transform::TransformConfig>,
+    /// Continuous verification inside `my2pg sync` (`[verify]`, `docs/verify.md`).
+    #[serde(default)]
+    pub verify: VerifyConfig,
+}
+
+/// `[verify]`: background verification inside `my2pg sync`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Seconds between the starts of two background passes over every table; 0 (the default)
+    /// turns background verification off, because a pass reads every row of both databases.
+    pub interval_secs: u64,
+    /// Cap on rows read per second from each side per table during a background pass
+    /// (protects a busy source); none when unset.
+    pub max_rows_per_second: Option<u64>,
 }
 
 /// Rows per apply transaction: large enough that per-transaction costs (the checkpoint row,
@@ -459,7 +474,7 @@ impl Config {
             .schema_map
             .get(database)
             .cloned()
-            .unwrap_or_else(|| database.to_owned())
+            .unwrap_or_else(|| self.mapping.fold(database))
     }
 }
 

@@ -29,6 +29,11 @@ pub fn hint_of(err: &anyhow::Error) -> Option<String> {
         {
             return Some(h);
         }
+        if let Some(e) = cause.downcast_ref::<verifier::VerifyError>()
+            && let Some(h) = e.hint()
+        {
+            return Some(h);
+        }
     }
     None
 }

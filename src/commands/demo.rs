@@ -524,46 +524,45 @@ struct VerifyOutcome {
     summary: String,
 }
 
-/// Compares every row of the shop: the canonical digest of each source row, read through the
-/// same mapping as sync, against each target row.
+/// `my2pg verify` over the shop: every row of the source, through the same mapping as sync,
+/// against the target. The report is printed when it finds anything.
 async fn verify_shop(cfg: &Config) -> Result<VerifyOutcome> {
-    let ctx = sync::context(cfg, Metrics::new()?, Health::new())?;
-    let tables = sync::discover(&ctx).await?;
-    let mut my = ctx.source.connect().await?;
-    let pg = ctx.target.connect().await?;
-    let mut rows = 0usize;
-    let mut different = Vec::new();
-    for schema in tables {
-        let m = ctx
-            .targeting
-            .with_naming(|n| n.map(schema.clone()))
-            .map_err(|source| sink::SinkError::Mapping { source })?;
-        let mut src: Vec<[u8; 32]> = Vec::new();
-        for r in cdc_reader::rows::read_all(&mut my, &schema).await? {
-            src.push(schemas::canonical::row_digest(&m.convert_row(&r)?));
-        }
-        let mut dst: Vec<[u8; 32]> = sink::binary::read_rows(&pg, &m, &[])
-            .await?
-            .iter()
-            .map(|r| schemas::canonical::row_digest(r))
-            .collect();
-        src.sort_unstable();
-        dst.sort_unstable();
-        rows += src.len();
-        if src != dst {
-            different.push(schema.id.to_string());
-        }
+    let (tables, missing) = crate::commands::verify::source_tables(cfg, &[]).await?;
+    let prepared = crate::commands::verify::prepare(cfg, &tables, &missing)?;
+    let opts = verifier::VerifyOptions {
+        parallel: 2,
+        max_diffs: 10,
+        pipeline: cfg.sync.pipeline.clone(),
+        rechecks: 1,
+        catch_up_timeout: Duration::from_secs(30),
+        max_rows_per_second: None,
+        record: true,
+    };
+    let report = verifier::verify(
+        &cfg.source_options()?,
+        &cfg.target_options()?,
+        prepared,
+        &opts,
+    )
+    .await?;
+    let identical = report.exit_code == crate::exit::OK;
+    if !identical {
+        crate::exit::emit(&report.render_text());
     }
-    let _ = my.disconnect().await;
-    Ok(if different.is_empty() {
-        VerifyOutcome {
-            identical: true,
-            summary: format!("identical: {rows} rows compared"),
-        }
-    } else {
-        VerifyOutcome {
-            identical: false,
-            summary: format!("DIFFERENT: {}", different.join(", ")),
-        }
+    let t = &report.totals;
+    Ok(VerifyOutcome {
+        identical,
+        summary: if identical {
+            format!(
+                "identical: {} rows compared in {} tables",
+                t.rows_compared,
+                report.tables.len()
+            )
+        } else {
+            format!(
+                "DIFFERENT: {} missing, {} extra, {} differing of {} rows",
+                t.missing_in_target, t.extra_in_target, t.differing, t.rows_compared
+            )
+        },
     })
 }

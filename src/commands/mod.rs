@@ -8,3 +8,4 @@ pub mod schema;
 pub mod selection;
 pub mod status;
 pub mod sync;
+pub mod verify;

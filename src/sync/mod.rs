@@ -21,6 +21,7 @@
 
 pub mod heartbeat;
 pub mod snapshot;
+pub mod verify_loop;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct SyncContext {
     pub heartbeat_table: Option<TableId>,
     /// The `[[transform]]` stages, between the reader and the applier (and the copy).
     pub transforms: Arc<transform::Chain>,
+    /// `[verify]`: the background verification.
+    pub verify: crate::config::VerifyConfig,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -154,6 +157,7 @@ pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncCon
         health,
         heartbeat_table,
         transforms,
+        verify: cfg.verify.clone(),
     })
 }
 
@@ -300,6 +304,28 @@ pub async fn run(ctx: SyncContext, opts: SyncOptions, stop: watch::Receiver<bool
     let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
     let mut backoff = Duration::from_millis(500);
     let mut opts = opts;
+    // Background verification: drift as a number for the alerts, at the configured pace.
+    // It runs on a thread of its own (a current-thread runtime): a pass reads whole tables and
+    // must not take the applier's worker threads.
+    if ctx.verify.interval_secs > 0 && !opts.snapshot_only {
+        let (vctx, vstop) = (ctx.clone(), stop.clone());
+        let every = Duration::from_secs(ctx.verify.interval_secs);
+        let cap = ctx.verify.max_rows_per_second;
+        let spawned = std::thread::Builder::new()
+            .name("my2pg-verify".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(verify_loop::run_limited(vctx, every, cap, vstop)),
+                    Err(e) => warn!(error = %e, "background verification could not start"),
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "background verification could not start");
+        }
+    }
     loop {
         ctx.health.set(Phase::Starting);
         let started = Instant::now();

@@ -1,0 +1,304 @@
+//! One table: preconditions on the target, comparison rounds, the re-check that separates
+//! drift from replication lag, and the table's report.
+//!
+//! **Lag is not drift.** When a sync pipeline is applying changes (a checkpoint exists for
+//! it), a row can differ only because the applier has not reached the source transaction that
+//! changed it. After a round that found differences, the verifier takes the source position
+//! `P` read right after that round's source snapshot ended, waits until the pipeline's
+//! checkpoint is at or after `P` (every source change the round could have seen is then
+//! applied), and compares again. A difference is reported only if its key differed in *every*
+//! round: lag moves on between rounds, a real difference stays. When the checkpoint does not
+//! reach `P` in time (sync stopped, or far behind), the rounds stop and the report says so.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use schemas::pgtext::input_text;
+use schemas::{PgValue, SourcePosition, TableMapping, TableSchema};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::VerifyOptions;
+use crate::compare::{DiffKind, Found, Merge, Outcome, differing_columns};
+use crate::error::{Result, VerifyError};
+use crate::read::{Batch, stream_source, stream_target};
+use crate::report::{ColumnDiff, Problem, RowDiff, TableReport, TableStatus};
+
+/// A table ready to compare: the source schema, its transform plan and the mapping of the
+/// transformed schema.
+#[derive(Debug, Clone)]
+pub struct TableJob {
+    /// The source table as introspected.
+    pub input: Arc<TableSchema>,
+    /// Its transform plan.
+    pub plan: Arc<transform::TablePlan>,
+    /// The mapping of `plan.output()`.
+    pub mapping: Arc<TableMapping>,
+}
+
+/// Checks that the target table exists with the columns and types the mapping expects.
+/// Returns notes (target columns that are not compared) or the problem.
+pub async fn check_target(
+    client: &Client,
+    m: &TableMapping,
+) -> Result<std::result::Result<Vec<String>, Problem>> {
+    let q = |what: String| move |source| VerifyError::TargetQuery { what, source };
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 \
+             AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&m.target.quoted()],
+        )
+        .await
+        .map_err(q(format!("reading the columns of {}", m.target)))?;
+    if rows.is_empty() {
+        return Ok(Err(Problem {
+            kind: "missing_on_target".into(),
+            reason: format!("table {} does not exist on the target", m.target),
+            fix: "create and copy it: `my2pg schema --apply`, then `my2pg sync` (or --resnapshot)"
+                .into(),
+        }));
+    }
+    let found: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for c in &m.columns {
+        let Some((_, ty)) = found.iter().find(|(n, _)| *n == c.name) else {
+            return Ok(Err(Problem {
+                kind: "column_missing_on_target".into(),
+                reason: format!(
+                    "column {}.{} (from source column {}) does not exist on the target",
+                    m.target, c.name, c.source_name
+                ),
+                fix: "add the column to the target table (see `my2pg schema --target …`)".into(),
+            }));
+        };
+        let expected = c.pg_type.to_string();
+        let same = match &c.pg_type {
+            // Per-database types: the catalogue may print them schema-qualified or not.
+            schemas::PgType::Enum { name, .. } => ty.ends_with(name.as_str()),
+            schemas::PgType::Geometry => ty.starts_with("geometry"),
+            _ => *ty == expected,
+        };
+        if !same {
+            return Ok(Err(Problem {
+                kind: "column_type_changed".into(),
+                reason: format!(
+                    "column {}.{} is {ty} on the target, but source column {} ({}) maps to {expected}",
+                    m.target, c.name, c.source_name, c.source_type
+                ),
+                fix: "the source or target column type changed: alter the target column to the \
+                      mapped type (or re-create and re-copy the table)"
+                    .into(),
+            }));
+        }
+    }
+    Ok(Ok(found
+        .iter()
+        .filter(|(n, _)| !m.columns.iter().any(|c| c.name == *n))
+        .map(|(n, _)| format!("target column {n} has no source column and is not compared"))
+        .collect()))
+}
+
+/// One full comparison of the table; the source position after the source snapshot ended
+/// when `want_position`.
+pub async fn compare_once(
+    source: &cdc_reader::SourceOptions,
+    client: Arc<Client>,
+    job: &TableJob,
+    opts: &VerifyOptions,
+    want_position: bool,
+) -> Result<(Outcome, Option<SourcePosition>)> {
+    let (tx, mut rx) = mpsc::channel::<Batch>(16);
+    let s = tokio::spawn(stream_source(
+        source.clone(),
+        job.input.clone(),
+        job.plan.clone(),
+        job.mapping.clone(),
+        tx.clone(),
+        opts.max_rows_per_second,
+        want_position,
+    ));
+    let t = tokio::spawn(stream_target(
+        client,
+        job.mapping.clone(),
+        tx,
+        opts.max_rows_per_second,
+    ));
+    let detail_cap = opts.max_diffs.saturating_mul(4).max(100);
+    let mut merge = Merge::new(job.mapping.key.clone(), detail_cap);
+    while let Some((side, rows)) = rx.recv().await {
+        for r in rows {
+            merge.push(side, r);
+        }
+    }
+    let aborted = |e: tokio::task::JoinError| VerifyError::Aborted {
+        table: job.input.id.clone(),
+        reason: e.to_string(),
+    };
+    let position = s.await.map_err(aborted)??;
+    t.await.map_err(aborted)??;
+    Ok((merge.finish(), position))
+}
+
+/// Waits until the checkpoint of `pipeline` is at or after `p`; `Ok(false)` after `timeout`
+/// or when the positions cannot be compared.
+pub async fn wait_for_checkpoint(
+    client: &Client,
+    pipeline: &str,
+    p: &SourcePosition,
+    timeout: Duration,
+) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(cp) = sink::checkpoint::read(client, pipeline).await? {
+            match cp.position.is_at_or_after(p) {
+                Some(true) => return Ok(true),
+                None => return Ok(false),
+                Some(false) => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Compares one table (with re-check rounds while a pipeline applies) into its report.
+pub async fn verify_table(
+    source: &cdc_reader::SourceOptions,
+    target: &sink::TargetOptions,
+    job: &TableJob,
+    opts: &VerifyOptions,
+) -> TableReport {
+    let started = Instant::now();
+    let mut report = TableReport::new(job.input.id.to_string(), job.mapping.target.to_string());
+    if let Err(e) = verify_into(source, target, job, opts, &mut report).await {
+        report.status = TableStatus::Error;
+        report.problem = Some(Problem {
+            kind: "read_failed".into(),
+            reason: format!("comparing {}: {e}", job.input.id),
+            fix: e.hint().unwrap_or_default(),
+        });
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+async fn verify_into(
+    source: &cdc_reader::SourceOptions,
+    target: &sink::TargetOptions,
+    job: &TableJob,
+    opts: &VerifyOptions,
+    report: &mut TableReport,
+) -> Result<()> {
+    let client = Arc::new(target.connect().await?);
+    match check_target(&client, &job.mapping).await? {
+        Ok(notes) => report.notes.extend(notes),
+        Err(p) => {
+            report.status = TableStatus::Error;
+            report.problem = Some(p);
+            return Ok(());
+        }
+    }
+    let applying = opts.rechecks > 0
+        && sink::checkpoint::read(&*client, &opts.pipeline)
+            .await?
+            .is_some();
+    let mut persisting: Option<HashSet<Vec<u8>>> = None;
+    let mut last: Outcome;
+    loop {
+        report.rounds += 1;
+        let (outcome, position) = compare_once(source, client.clone(), job, opts, applying).await?;
+        let keys: HashSet<Vec<u8>> = outcome.found.iter().map(|f| f.key.clone()).collect();
+        let keys = match persisting.take() {
+            None => keys,
+            Some(prev) => prev.intersection(&keys).cloned().collect(),
+        };
+        let done = keys.is_empty() || !applying || report.rounds > opts.rechecks;
+        persisting = Some(keys);
+        last = outcome;
+        if done {
+            break;
+        }
+        let Some(p) = position else { break };
+        if !wait_for_checkpoint(&client, &opts.pipeline, &p, opts.catch_up_timeout).await? {
+            report.notes.push(format!(
+                "pipeline {:?} did not apply up to source position {p} within {}s: the \
+                 differences listed may include changes not yet applied",
+                opts.pipeline,
+                opts.catch_up_timeout.as_secs()
+            ));
+            break;
+        }
+    }
+    let persisting = persisting.unwrap_or_default();
+    report.source_rows = last.source_rows;
+    report.target_rows = last.target_rows;
+    report.rows_compared = last.source_rows.max(last.target_rows);
+    let found: Vec<Found> = last
+        .found
+        .into_iter()
+        .filter(|f| persisting.contains(&f.key))
+        .collect();
+    for f in &found {
+        match f.kind {
+            DiffKind::MissingInTarget => report.missing_in_target += 1,
+            DiffKind::ExtraInTarget => report.extra_in_target += 1,
+            DiffKind::Differing => report.differing += 1,
+        }
+    }
+    report.diffs = found
+        .iter()
+        .take(opts.max_diffs)
+        .map(|f| row_diff(&job.mapping, f))
+        .collect();
+    report.diffs_truncated = found.len() > report.diffs.len();
+    report.status = if found.is_empty() {
+        TableStatus::Identical
+    } else {
+        TableStatus::Different
+    };
+    Ok(())
+}
+
+fn row_diff(m: &TableMapping, f: &Found) -> RowDiff {
+    let name = |i: usize| {
+        m.columns
+            .get(i)
+            .map_or_else(|| format!("#{i}"), |c| c.name.clone())
+    };
+    let key = m
+        .key
+        .iter()
+        .zip(&f.key_values)
+        .map(|(&i, v)| (name(i), input_text(v)))
+        .collect();
+    let text = |vals: &Option<Vec<PgValue>>, i: usize| {
+        vals.as_ref().and_then(|v| v.get(i)).and_then(input_text)
+    };
+    let columns = match (&f.source, &f.target) {
+        (Some(s), Some(t)) => differing_columns(s, t)
+            .into_iter()
+            .map(|i| ColumnDiff {
+                column: name(i),
+                source: text(&f.source, i),
+                target: text(&f.target, i),
+            })
+            .collect(),
+        (Some(_), None) | (None, Some(_)) => (0..m.columns.len())
+            .map(|i| ColumnDiff {
+                column: name(i),
+                source: text(&f.source, i),
+                target: text(&f.target, i),
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    RowDiff {
+        kind: f.kind,
+        key,
+        columns,
+    }
+}
