@@ -82,8 +82,15 @@ async fn large_transaction_arrives_in_fragments_that_only_commit_at_the_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn savepoints_xa_and_empty_transactions() {
-    let db = harness::shared().fresh("txkinds").await.unwrap();
-    let other = harness::shared().fresh("txkinds_other").await.unwrap();
+    // A server of its own: an XA transaction prepared here and committed later would stop any
+    // other test's stream that starts in between (rightly: it cannot know the XA's rows).
+    let servers = harness::Servers::start(
+        MariaDbOptions::default(),
+        harness::PostgresOptions::default(),
+    )
+    .unwrap();
+    let db = servers.fresh("txkinds").await.unwrap();
+    let other = servers.fresh("txkinds_other").await.unwrap();
     let mut c = my_conn(&db.mysql_db_url).await;
     exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY)").await;
     let mut o = my_conn(&other.mysql_db_url).await;
