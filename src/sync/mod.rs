@@ -552,13 +552,9 @@ async fn stream(
     let (tx, reader_rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
     // Between the reader and the applier sits a backlog bounded in bytes, not transactions:
     // while a batch applies, the reader keeps decoding into it, so the next batch can reach
-    // `batch_rows` even when source transactions are small, and memory stays within about
-    // twice `batch_bytes`.
-    let budget_bytes = ctx
-        .sync
-        .batch_bytes
-        .saturating_mul(2)
-        .clamp(1 << 20, u32::MAX as usize);
+    // `batch_rows` even when source transactions are small; the backlog holds at most
+    // `batch_bytes` (one batch being applied, the next one being read).
+    let budget_bytes = ctx.sync.batch_bytes.clamp(1 << 20, u32::MAX as usize);
     let budget = Arc::new(tokio::sync::Semaphore::new(budget_bytes));
     let (backlog_tx, mut rx) = mpsc::channel::<(SourceTx, u32)>(BACKLOG_TRANSACTIONS);
     let forwarder = tokio::spawn(forward(reader_rx, backlog_tx, budget.clone(), budget_bytes));
