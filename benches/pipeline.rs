@@ -18,7 +18,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::io::Write as _;
+mod common;
+
+use common::{peak_rss_mib, pg_connect, report};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,16 +164,6 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Peak resident set of a running process, in MiB (`VmHWM`).
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 async fn source_position(db: &TestDb) -> SourcePosition {
     let mut c = mysql_async::Conn::from_url(db.mysql_url.as_str())
         .await
@@ -203,14 +196,6 @@ async fn wait_applied(
     }
 }
 
-async fn pg_connect(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    c
-}
-
 fn free_addr() -> String {
     format!("127.0.0.1:{}", my2pg::harness::free_port().unwrap())
 }
@@ -233,11 +218,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.get(((v.len().saturating_sub(1)) as f64 * p).round() as usize)
         .copied()
         .unwrap_or(f64::NAN)
-}
-
-fn report(line: &str) {
-    println!("{line}");
-    let _ = std::io::stdout().flush();
 }
 
 fn time_cmd(cmd: &str) -> Duration {

@@ -15,7 +15,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::io::Write as _;
+mod common;
+
+use common::{peak_rss_mib, pg_connect, report};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,28 +26,6 @@ use mysql_async::prelude::Queryable as _;
 
 use my2pg::commands::demo::{SHOP_DDL, TABLES, seed_sql};
 use my2pg::harness::{MariaDbOptions, PostgresOptions, Servers, TestDb};
-
-fn report(line: &str) {
-    println!("{line}");
-    let _ = std::io::stdout().flush();
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn pg_connect(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    c
-}
 
 async fn shop(servers: &Servers, name: &str, customers: u64) -> (TestDb, u64) {
     let db = servers.database(name).await.unwrap();

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result, anyhow};
 use cdc_reader::SourceOptions;
 use cdc_reader::binlog::stream::{BinlogReader, StreamConfig, current_position};
-use schemas::{PgValue, Row, SourcePosition, SourceTx, TableId, TableMapping, TableSchema};
+use schemas::{SourcePosition, SourceTx, TableId, TableSchema};
 use sink::TargetOptions;
 use sink::apply::{Applier, ApplyConfig, Targeting};
 use tokio::sync::{mpsc, watch};
@@ -79,11 +79,6 @@ impl std::fmt::Debug for SyncContext {
 }
 
 impl SyncContext {
-    /// A source row in target values.
-    pub fn convert(&self, m: &TableMapping, row: &Row) -> Result<Vec<PgValue>> {
-        Ok(m.convert_row(row)?)
-    }
-
     fn is_migrated(&self, id: &TableId) -> bool {
         self.selection.selects(id)
             && self.heartbeat_table.as_ref() != Some(id)

@@ -43,16 +43,7 @@ pub fn upsert_sql(m: &TableMapping) -> String {
     let (stage, _) = stage_names(m);
     let cols = binary::column_list(m);
     let keys = key_columns(m);
-    let sets: Vec<String> = m
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !m.key.contains(i))
-        .map(|(_, c)| {
-            let n = quote_ident(&c.name);
-            format!("{n} = EXCLUDED.{n}")
-        })
-        .collect();
+    let sets = update_set(m);
     let action = if sets.is_empty() {
         "DO NOTHING".to_owned()
     } else {
@@ -214,13 +205,9 @@ pub async fn delete(client: &Client, m: &TableMapping, keys: &[Vec<PgValue>]) ->
     Ok(n)
 }
 
-/// Single-row upsert with parameters (the row-by-row path).
-pub fn upsert_one_sql(m: &TableMapping) -> String {
-    let cols = binary::column_list(m);
-    let params: Vec<String> = (1..=m.columns.len()).map(|i| format!("${i}")).collect();
-    let keys = key_columns(m);
-    let sets: Vec<String> = m
-        .columns
+/// `col = EXCLUDED.col` for every non-key column (the SET list of an upsert).
+fn update_set(m: &TableMapping) -> Vec<String> {
+    m.columns
         .iter()
         .enumerate()
         .filter(|(i, _)| !m.key.contains(i))
@@ -228,7 +215,15 @@ pub fn upsert_one_sql(m: &TableMapping) -> String {
             let n = quote_ident(&c.name);
             format!("{n} = EXCLUDED.{n}")
         })
-        .collect();
+        .collect()
+}
+
+/// Single-row upsert with parameters (the row-by-row path).
+pub fn upsert_one_sql(m: &TableMapping) -> String {
+    let cols = binary::column_list(m);
+    let params: Vec<String> = (1..=m.columns.len()).map(|i| format!("${i}")).collect();
+    let keys = key_columns(m);
+    let sets = update_set(m);
     let conflict = if keys.is_empty() {
         String::new()
     } else if sets.is_empty() {
