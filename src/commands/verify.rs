@@ -97,6 +97,7 @@ pub async fn run(cfg: &Config, args: &VerifyArgs) -> Result<u8> {
         catch_up_timeout: Duration::from_secs(args.catch_up_timeout_secs),
         max_rows_per_second: None,
         record: true,
+        pushdown: true,
     };
     let report = verifier::verify(&source, &target, prepared, &opts).await?;
     match args.format {
