@@ -253,7 +253,8 @@ impl Pushdown {
             t = self.src_table
         );
         let tgt_sql = format!(
-            "SELECT ({b})::text, count(*), sum({h})::text FROM {t} GROUP BY 1",
+            "SELECT b::text, n, s::text FROM (SELECT {b} AS b, count(*) AS n, sum({h}) AS s \
+             FROM {t} GROUP BY 1) c",
             b = self.tgt_chunk(width),
             h = self.tgt_hash,
             t = self.tgt_table

@@ -16,6 +16,8 @@
 //! [`crate::pushdown::MAX_RESTRICTED_CHUNKS`], or more than half the rows: the whole
 //! table). Every round does both steps, so the re-check above sees the rows of the second
 //! step, and the position `P` is the one read after the last source snapshot of the round.
+//! Should a checksum query fail, the table is compared by streaming from then on (the report's
+//! `path_reason` says why): the fast path may give up, never decide.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use tokio_postgres::Client;
 use crate::VerifyOptions;
 use crate::compare::{DiffKind, Found, Merge, Outcome, differing_columns};
 use crate::error::{Result, VerifyError};
-use crate::pushdown::{MAX_RESTRICTED_CHUNKS, Pushdown, Restriction};
+use crate::pushdown::{ChunkOutcome, MAX_RESTRICTED_CHUNKS, Pushdown, Restriction};
 use crate::read::{Batch, stream_source, stream_target};
 use crate::report::{ColumnDiff, ComparePath, Problem, RowDiff, TableReport, TableStatus};
 
@@ -159,18 +161,16 @@ struct Chunks {
     restreamed: u64,
 }
 
-/// One comparison by chunk checksums, then the differing chunks streamed.
-async fn compare_pushdown(
+/// The rest of a comparison by chunk checksums: the differing chunks of `agg` streamed.
+async fn stream_differing_chunks(
     source: &cdc_reader::SourceOptions,
     client: Arc<Client>,
     job: &TableJob,
     opts: &VerifyOptions,
     want_position: bool,
     pushdown: &Pushdown,
+    (agg, width): (ChunkOutcome, i128),
 ) -> Result<(Outcome, Option<SourcePosition>, Chunks)> {
-    let (agg, width) = pushdown
-        .compare(source, &client, &job.input.id, want_position)
-        .await?;
     let chunks = Chunks {
         compared: agg.chunks,
         restreamed: agg.differing.len() as u64,
@@ -266,7 +266,7 @@ async fn verify_into(
         && sink::checkpoint::read(&*client, &opts.pipeline)
             .await?
             .is_some();
-    let pushdown = choose_path(&client, job, opts).await?;
+    let mut pushdown = choose_path(&client, job, opts).await?;
     match &pushdown {
         Ok(_) => report.path = ComparePath::Pushdown,
         Err(reason) => {
@@ -278,15 +278,32 @@ async fn verify_into(
     let mut last: Outcome;
     loop {
         report.rounds += 1;
-        let (outcome, position) = match &pushdown {
-            Ok(p) => {
+        let checksums = match &pushdown {
+            Ok(p) => Some(p.compare(source, &client, &job.input.id, applying).await),
+            Err(_) => None,
+        };
+        let (outcome, position) = match (&pushdown, checksums) {
+            (Ok(p), Some(Ok(agg))) => {
                 let (outcome, position, chunks) =
-                    compare_pushdown(source, client.clone(), job, opts, applying, p).await?;
+                    stream_differing_chunks(source, client.clone(), job, opts, applying, p, agg)
+                        .await?;
                 report.chunks = chunks.compared;
                 report.chunks_restreamed = chunks.restreamed;
                 (outcome, position)
             }
-            Err(_) => compare_once(source, client.clone(), job, opts, applying, None).await?,
+            (_, Some(Err(e))) => {
+                // A checksum query failed (a server limit, a value one of its functions
+                // rejects): the streaming path needs none of them, so it decides.
+                tracing::warn!(table = %job.input.id, error = %e, "chunk checksums failed; comparing row by row");
+                let reason = format!("the chunk checksum queries failed: {e}");
+                report.path = ComparePath::Streaming;
+                report.path_reason = Some(reason.clone());
+                report.chunks = 0;
+                report.chunks_restreamed = 0;
+                pushdown = Err(reason);
+                compare_once(source, client.clone(), job, opts, applying, None).await?
+            }
+            _ => compare_once(source, client.clone(), job, opts, applying, None).await?,
         };
         let keys: HashSet<Vec<u8>> = outcome.found.iter().map(|f| f.key.clone()).collect();
         let keys = match persisting.take() {
