@@ -679,6 +679,8 @@ const PUSHDOWN_TYPES: &[&str] = &[
         PRIMARY KEY (k, n))",
     "INSERT INTO t_cik VALUES ('Key1', 1, 1), ('key2', 2, 2), ('KEY3', 3, 3), ('\u{e9}', 4, 4),
         ('E', 5, 5)",
+    "CREATE TABLE t_masked (id INT PRIMARY KEY, email VARCHAR(40))",
+    "INSERT INTO t_masked VALUES (1, 'a@example.com'), (2, NULL)",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -688,10 +690,24 @@ async fn pushdown_never_reports_identical_data_of_any_type() {
     for sql in PUSHDOWN_TYPES {
         exec(&mut c, sql).await;
     }
-    let cfg = sync_config(&db);
+    let mut cfg = sync_config(&db);
+    // A masked column is computed in my2pg: that table must stream.
+    cfg.transforms = vec![
+        toml::from_str::<transform::TransformConfig>(
+            "kind = \"mask\"\ntable = \"*.t_masked\"\ncolumns = [\"email\"]\nwith = \"null\"",
+        )
+        .unwrap(),
+    ];
     copy(&cfg).await;
     let r = verify(&cfg, 0).await;
     assert_eq!(r.result, "identical", "{}", r.render_text());
+    let masked = table(&r, "t_masked");
+    assert_eq!(masked.path, ComparePath::Streaming);
+    assert!(
+        masked.path_reason.as_deref().unwrap().contains("transform"),
+        "{:?}",
+        masked.path_reason
+    );
     for name in ["t_push", "t_ukey", "t_cik"] {
         let t = table(&r, name);
         assert_eq!(t.path, ComparePath::Pushdown, "{name}: {:?}", t.path_reason);
@@ -703,18 +719,25 @@ async fn pushdown_never_reports_identical_data_of_any_type() {
     // The path of each table, in the coverage section and the JSON report.
     let j = serde_json::to_value(&r).unwrap();
     let paths = j["coverage"]["paths"].as_array().unwrap();
-    assert_eq!(paths.len(), 3, "{j}");
-    assert!(paths.iter().all(|p| p["path"] == "pushdown"), "{j}");
+    assert_eq!(paths.len(), 4, "{j}");
+    for p in paths {
+        let streams = p["table"].as_str().unwrap().ends_with(".t_masked");
+        assert_eq!(p["path"], if streams { "streaming" } else { "pushdown" }, "{p}");
+        assert_eq!(p["reason"].is_null(), !streams, "{p}");
+    }
     for t in j["tables"].as_array().unwrap() {
+        if t["source_table"].as_str().unwrap().ends_with(".t_masked") {
+            assert_eq!(t["path"], "streaming", "{t}");
+            assert_eq!(t["chunks"], 0, "{t}");
+            continue;
+        }
         assert_eq!(t["path"], "pushdown", "{t}");
         assert!(t["path_reason"].is_null(), "{t}");
         assert!(t["chunks"].as_u64().unwrap() >= 1, "{t}");
     }
-    assert!(
-        r.render_text().contains("chunk checksums in the databases"),
-        "{}",
-        r.render_text()
-    );
+    let text = r.render_text();
+    assert!(text.contains("chunk checksums in the databases"), "{text}");
+    assert!(text.contains("every row streamed: a transform"), "{text}");
     // The streaming path agrees, and names why it streamed.
     let r = verify_with(&cfg, 0, false).await;
     assert_eq!(r.result, "identical", "{}", r.render_text());
