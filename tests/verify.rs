@@ -722,7 +722,11 @@ async fn pushdown_never_reports_identical_data_of_any_type() {
     assert_eq!(paths.len(), 4, "{j}");
     for p in paths {
         let streams = p["table"].as_str().unwrap().ends_with(".t_masked");
-        assert_eq!(p["path"], if streams { "streaming" } else { "pushdown" }, "{p}");
+        assert_eq!(
+            p["path"],
+            if streams { "streaming" } else { "pushdown" },
+            "{p}"
+        );
         assert_eq!(p["reason"].is_null(), !streams, "{p}");
     }
     for t in j["tables"].as_array().unwrap() {
