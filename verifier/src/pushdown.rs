@@ -117,7 +117,9 @@ pub fn plan(job: &TableJob) -> std::result::Result<Pushdown, String> {
         src.push(f.source);
         tgt.push(f.target);
     }
-    let (kc, km) = (&schema.columns[key], &m.columns[key]);
+    let (Some(kc), Some(km)) = (schema.columns.get(key), m.columns.get(key)) else {
+        return Err("its key names a column that does not exist".into());
+    };
     Ok(Pushdown {
         src_table: quote_table(&schema.id),
         tgt_table: m.target.quoted(),
@@ -302,10 +304,14 @@ impl Pushdown {
                     source,
                 })?;
             let mut out: BTreeMap<ChunkId, Agg> = BTreeMap::new();
+            let read = |source| VerifyError::TargetQuery {
+                what: format!("reading the chunk checksums of {table} on the target"),
+                source,
+            };
             for r in rows {
-                let b: Option<String> = r.get(0);
-                let n: i64 = r.get(1);
-                let s: Option<String> = r.get(2);
+                let b: Option<String> = r.try_get(0).map_err(read)?;
+                let n: i64 = r.try_get(1).map_err(read)?;
+                let s: Option<String> = r.try_get(2).map_err(read)?;
                 let id = match b {
                     None => None,
                     Some(b) => Some(b.parse::<i128>().map_err(|_| VerifyError::Aborted {
