@@ -537,6 +537,7 @@ async fn verify_shop(cfg: &Config) -> Result<VerifyOutcome> {
         catch_up_timeout: Duration::from_secs(30),
         max_rows_per_second: None,
         record: true,
+        pushdown: true,
     };
     let report = verifier::verify(
         &cfg.source_options()?,
