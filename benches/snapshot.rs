@@ -55,7 +55,10 @@ async fn my2pg_copy(db: &TestDb) -> (Duration, f64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_my2pg"))
         .args(["sync", "--source", &db.mysql_url, "--target", &db.pg_url])
         .args(["--databases", &db.name, "--listen", &listen])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("MY2PG_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

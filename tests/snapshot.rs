@@ -169,6 +169,28 @@ async fn a_kill_during_the_copy_does_not_read_finished_chunks_again() {
     }
     let total: i64 = after.iter().map(|c| c.1).sum();
     assert_eq!(total, 200_000, "each row copied exactly once");
+    // The table the killed run created got its key and index after the load all the same
+    // (they are built after the copy, from records committed with the table).
+    let indexes: Vec<(String, bool)> = pg
+        .query(
+            "SELECT c.relname::text, i.indisprimary FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($1) \
+             ORDER BY 1",
+            &[&format!("\"{}\".t", db.name)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert_eq!(indexes.iter().filter(|(_, p)| *p).count(), 1, "{indexes:?}");
+    let pending: i64 = pg
+        .query_one("SELECT count(*) FROM my2pg.deferred_ddl", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0, "no index or key left to build");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -262,12 +262,64 @@ pub async fn deferred_ddl<C: GenericClient + Sync>(
 ) -> Result<Vec<(String, String)>> {
     let rows = client
         .query(
-            "SELECT source_table, statement FROM my2pg.deferred_ddl WHERE pipeline = $1 ORDER BY source_table, ordinal",
+            "SELECT source_table, statement FROM my2pg.deferred_ddl WHERE pipeline = $1 AND ordinal >= 0 \
+             ORDER BY source_table, ordinal",
             &[&pipeline],
         )
         .await
         .map_err(q("reading deferred DDL"))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Records statements to run right after the copy, before streaming (primary keys and plain
+/// indexes of tables the copy created: nothing in the replay can make them fail). Stored
+/// with negative ordinals beside the [`defer_ddl`] ones, replacing the table's previous ones.
+pub async fn after_load_ddl<C: GenericClient + Sync>(
+    client: &C,
+    pipeline: &str,
+    table: &TableId,
+    statements: &[String],
+) -> Result<()> {
+    let name = table.to_string();
+    for (i, s) in statements.iter().enumerate() {
+        let ordinal = -1 - i as i32;
+        client
+            .execute(
+                "INSERT INTO my2pg.deferred_ddl (pipeline, source_table, ordinal, statement) VALUES ($1, $2, $3, $4)",
+                &[&pipeline, &name, &ordinal, s],
+            )
+            .await
+            .map_err(q("recording post-copy DDL"))?;
+    }
+    Ok(())
+}
+
+/// The statements recorded by [`after_load_ddl`] that have not run yet: (table, statement).
+pub async fn pending_after_load<C: GenericClient + Sync>(
+    client: &C,
+    pipeline: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "SELECT source_table, statement FROM my2pg.deferred_ddl WHERE pipeline = $1 AND ordinal < 0 \
+             ORDER BY source_table, ordinal DESC",
+            &[&pipeline],
+        )
+        .await
+        .map_err(q("reading post-copy DDL"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Forgets the [`after_load_ddl`] statements once they ran.
+pub async fn after_load_done<C: GenericClient + Sync>(client: &C, pipeline: &str) -> Result<()> {
+    client
+        .execute(
+            "DELETE FROM my2pg.deferred_ddl WHERE pipeline = $1 AND ordinal < 0",
+            &[&pipeline],
+        )
+        .await
+        .map_err(q("clearing post-copy DDL"))?;
+    Ok(())
 }
 
 /// Marks the copy copied at `end` and stores `start` as the checkpoint (streaming replays

@@ -216,21 +216,51 @@ async fn ensure_table(
         let index = upper.starts_with("CREATE INDEX") || upper.starts_with("CREATE UNIQUE INDEX");
         !index || (keep_unique && upper.starts_with("CREATE UNIQUE INDEX"))
     });
-    pg.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        schemas::mapping::quote_ident(&t.mapping.target.schema)
-    ))
-    .await
-    .with_context(|| format!("creating schema {}", t.mapping.target.schema))?;
-    for s in &now {
-        pg.batch_execute(s)
-            .await
-            .with_context(|| format!("creating {}: {s}", t.mapping.target))?;
+    // Plain indexes (and the key, in copy mode) are built right after the load, before
+    // streaming; unique indexes and foreign keys wait until the replay has passed the copy's
+    // end (see the module doc).
+    let (after_load, mut deferred): (Vec<String>, Vec<String>) = later.into_iter().partition(|s| {
+        mode == WriteMode::Copy
+            && s.trim_start()
+                .to_ascii_uppercase()
+                .starts_with("CREATE INDEX ")
+    });
+    let mut after_load: Vec<String> = after_load
+        .into_iter()
+        .map(|s| s.replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+        .collect();
+    if mode == WriteMode::Copy
+        && let Some((index, constraint)) = sink::ddl::create::primary_key_sql(&t.mapping)
+    {
+        after_load.insert(0, index);
+        after_load.push(constraint);
     }
-    let mut deferred = later;
     deferred.extend(plan.foreign_keys);
-    state::defer_ddl(pg, &ctx.pipeline, &t.schema.id, &deferred).await?;
-    info!(table = %t.mapping.target, deferred = deferred.len(), "created target table");
+    // The table and what remains to build on it commit together: a crash in between would
+    // leave a table whose indexes nobody builds.
+    let created = async {
+        pg.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            schemas::mapping::quote_ident(&t.mapping.target.schema)
+        ))
+        .await
+        .with_context(|| format!("creating schema {}", t.mapping.target.schema))?;
+        for s in &now {
+            pg.batch_execute(s)
+                .await
+                .with_context(|| format!("creating {}: {s}", t.mapping.target))?;
+        }
+        state::defer_ddl(pg, &ctx.pipeline, &t.schema.id, &deferred).await?;
+        state::after_load_ddl(pg, &ctx.pipeline, &t.schema.id, &after_load).await?;
+        Ok::<(), anyhow::Error>(())
+    };
+    pg.batch_execute("BEGIN").await?;
+    if let Err(e) = created.await {
+        let _ = pg.batch_execute("ROLLBACK").await;
+        return Err(e);
+    }
+    pg.batch_execute("COMMIT").await?;
+    info!(table = %t.mapping.target, after_load = after_load.len(), deferred = deferred.len(), "created target table");
     Ok(false)
 }
 
@@ -343,7 +373,7 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
         return Err(e);
     }
     if mode == WriteMode::Copy {
-        build_keys(ctx, &tables).await?;
+        build_keys(ctx).await?;
     }
     for t in tables.iter() {
         ctx.metrics
@@ -482,56 +512,71 @@ pub async fn run_deferred_ddl(
     Ok(true)
 }
 
-/// Builds the primary key of every copied table that has none yet (tables created by the copy
-/// get theirs after the load: one sorted build instead of one B-tree insert per row). Runs
-/// before streaming starts, since the applier's upserts need the key; idempotent, so a crash
-/// anywhere before it is repaired by the next start. Tables are built in parallel, one
-/// connection each, up to the snapshot's worker count.
-async fn build_keys(ctx: &SyncContext, tables: &[TableCopy]) -> Result<()> {
+/// Runs the statements recorded to follow the load (the primary keys and plain indexes of
+/// the tables the copy created: one sorted build each instead of one B-tree insert per row).
+/// Runs before streaming starts, since the applier's upserts need the keys. Index builds run
+/// in parallel (several indexes of one table too: `CREATE INDEX` locks allow it), one
+/// connection each, up to the snapshot's worker count; then the primary key constraints are
+/// attached to their indexes. Every statement is idempotent, and the records go only once
+/// all ran, so a crash anywhere here is repaired by the next start.
+async fn build_keys(ctx: &SyncContext) -> Result<()> {
+    let pg = ctx.target.connect().await?;
+    let pending = state::pending_after_load(&pg, &ctx.pipeline).await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (indexes, constraints): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|(_, s)| !s.starts_with("ALTER TABLE"));
     let permits = Arc::new(tokio::sync::Semaphore::new(ctx.snapshot.workers.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for t in tables {
-        let Some(sql) = sink::ddl::create::primary_key_sql(&t.mapping) else {
-            continue;
-        };
-        let (target, table, permits) = (
-            ctx.target.clone(),
-            t.mapping.target.clone(),
-            permits.clone(),
-        );
+    for (table, sql) in indexes {
+        let (target, permits) = (ctx.target.clone(), permits.clone());
         set.spawn(async move {
             let _permit = permits.acquire_owned().await?;
             let pg = target.connect().await?;
-            let has_key: bool = pg
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_index \
-                     WHERE indrelid = to_regclass($1) AND indisprimary)",
-                    &[&table.quoted()],
-                )
-                .await
-                .with_context(|| format!("looking for the primary key of {table}"))?
-                .get(0);
-            if has_key {
-                return Ok::<(), anyhow::Error>(());
-            }
             let started = Instant::now();
-            // A larger sort memory than the default 64 MB keeps the build in memory.
+            // More sort memory than the default 64 MB keeps a build in memory.
             let _ = pg.batch_execute("SET maintenance_work_mem = '256MB'").await;
-            pg.batch_execute(&sql).await.with_context(|| {
-                format!("building the primary key of {table} after the copy: {sql}")
-            })?;
-            info!(table = %table, ms = started.elapsed().as_millis() as u64, "primary key built");
-            Ok(())
+            pg.batch_execute(&sql)
+                .await
+                .with_context(|| format!("building an index of {table} after the copy: {sql}"))?;
+            tracing::debug!(table = %table, ms = started.elapsed().as_millis() as u64, statement = %sql, "index built");
+            Ok::<(), anyhow::Error>(())
         });
     }
     let mut first_error = None;
     while let Some(r) = set.join_next().await {
         let r = r
-            .map_err(|e| anyhow!("building a primary key failed: {e}"))
+            .map_err(|e| anyhow!("an index build failed: {e}"))
             .and_then(|r| r);
         if let Err(e) = r {
             first_error.get_or_insert(e);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    for (table, sql) in constraints {
+        let target_table = sql
+            .strip_prefix("ALTER TABLE ")
+            .and_then(|rest| rest.split(" ADD CONSTRAINT ").next())
+            .unwrap_or_default();
+        let has_key: bool = pg
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)",
+                &[&target_table],
+            )
+            .await
+            .with_context(|| format!("looking for the primary key of {table}"))?
+            .get(0);
+        if !has_key {
+            pg.batch_execute(&sql)
+                .await
+                .with_context(|| format!("adding the primary key of {table}: {sql}"))?;
+        }
+    }
+    state::after_load_done(&pg, &ctx.pipeline).await?;
+    info!("primary keys and indexes of the copied tables built");
+    Ok(())
 }

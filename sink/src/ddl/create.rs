@@ -131,14 +131,21 @@ pub fn create_table_without_key(m: &TableMapping, naming: &Naming<'_>) -> TableP
     build_table(m, naming, false)
 }
 
-/// `ALTER TABLE … ADD CONSTRAINT … PRIMARY KEY (…)` for a table created by
-/// [`create_table_without_key`]; `None` when the source has no primary key.
-pub fn primary_key_sql(m: &TableMapping) -> Option<String> {
+/// The primary key of a table created by [`create_table_without_key`], in two idempotent
+/// steps: the unique index (which can be built alongside the table's other indexes), then
+/// the constraint over it (instant). `None` when the source has no primary key.
+pub fn primary_key_sql(m: &TableMapping) -> Option<(String, String)> {
     primary_key_columns(m).map(|cols| {
-        format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({cols})",
-            m.target.quoted(),
-            quote_ident(&objects::pkey(m)),
+        let name = quote_ident(&objects::pkey(m));
+        (
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {} ({cols})",
+                m.target.quoted()
+            ),
+            format!(
+                "ALTER TABLE {} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}",
+                m.target.quoted()
+            ),
         )
     })
 }
