@@ -19,7 +19,9 @@
 //! the position and the fix, leaving the checkpoint before the failed transaction. SIGINT or
 //! SIGTERM stop it between batches: the batch in flight commits, then my2pg exits 0.
 
+pub mod consume;
 pub mod heartbeat;
+pub mod publish;
 pub mod snapshot;
 pub mod verify_loop;
 
@@ -68,6 +70,8 @@ pub struct SyncContext {
     pub transforms: Arc<transform::Chain>,
     /// `[verify]`: the background verification.
     pub verify: crate::config::VerifyConfig,
+    /// `[kafka]`: the Kafka path.
+    pub kafka: crate::config::KafkaConfig,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -98,6 +102,8 @@ pub struct SyncOptions {
     pub snapshot_only: bool,
     /// Tables to copy again (`db.table`), while streaming goes on.
     pub resnapshot: Vec<TableId>,
+    /// Publish to Kafka (`--via kafka`) instead of applying (see [`publish`]).
+    pub via_kafka: bool,
 }
 
 /// Why a run ended without error.
@@ -153,6 +159,7 @@ pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncCon
         heartbeat_table,
         transforms,
         verify: cfg.verify.clone(),
+        kafka: cfg.kafka.clone(),
     })
 }
 
@@ -217,7 +224,7 @@ pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
 }
 
 /// The target-side schemas of the source tables (after the transform stages).
-fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<TableSchema>>> {
+pub(crate) fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<TableSchema>>> {
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
         if let Some(o) = ctx.output(t)? {
@@ -227,7 +234,7 @@ fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<Tab
     Ok(out)
 }
 
-fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCopy>> {
+pub(crate) fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCopy>> {
     tables
         .iter()
         .filter_map(|s| match ctx.transforms.table(s) {
@@ -276,7 +283,7 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
     false
 }
 
-fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
+pub(crate) fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
     if e.chain()
         .any(|c| c.downcast_ref::<transform::TransformError>().is_some())
     {
@@ -376,6 +383,9 @@ async fn run_once(
     opts: &SyncOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<Exit> {
+    if opts.via_kafka {
+        return publish::run_once(ctx, opts, stop).await;
+    }
     let client = ctx.target.connect().await?;
     let mut applier = Applier::new(
         client,
@@ -481,7 +491,7 @@ async fn run_once(
     stream(ctx, &mut applier, from, deferred_end, stop).await
 }
 
-fn applier_config(ctx: &SyncContext) -> ApplyConfig {
+pub(crate) fn applier_config(ctx: &SyncContext) -> ApplyConfig {
     ApplyConfig {
         pipeline: ctx.pipeline.clone(),
         no_key: ctx.sync.tables_without_key,

@@ -50,6 +50,9 @@ use sink::snapshot as state;
 use super::SyncContext;
 use crate::metrics::SnapshotState;
 
+/// Numbers the snapshot publishers' transactional ids within this process.
+static PUBLISHERS: AtomicU64 = AtomicU64::new(0);
+
 /// Rows per batch handed from a chunk's reader to its writer.
 const READ_BATCH_ROWS: usize = 5_000;
 
@@ -60,6 +63,9 @@ pub enum WriteMode {
     Copy,
     /// Upsert through staging (a table the applier writes to at the same time).
     Upsert,
+    /// Publish the source rows to Kafka as `op = r` events (`sync --via kafka`): a Kafka
+    /// transaction per chunk, committed before the chunk is marked done.
+    Publish,
 }
 
 /// One table to copy.
@@ -188,7 +194,7 @@ impl RateCap {
 
 /// Creates the target table of `t` when missing (deferring secondary indexes and foreign keys)
 /// and returns whether it already existed.
-async fn ensure_table(
+pub(crate) async fn ensure_table(
     ctx: &SyncContext,
     pg: &tokio_postgres::Client,
     t: &TableCopy,
@@ -359,6 +365,14 @@ async fn worker(
     pg.batch_execute("SET my2pg.applying = 'on'; SET synchronous_commit = off")
         .await?;
     let mut stages = std::collections::HashSet::new();
+    let publisher = match mode {
+        WriteMode::Publish => {
+            let opts = ctx.kafka.options()?;
+            let id = format!("snapshot-{}", PUBLISHERS.fetch_add(1, Ordering::Relaxed));
+            Some(sink::kafka::publish::Publisher::connect(&opts, &ctx.pipeline, Some(&id)).await?)
+        }
+        _ => None,
+    };
     loop {
         let job = queue
             .lock()
@@ -371,6 +385,9 @@ async fn worker(
         if mode == WriteMode::Upsert {
             stage::ensure(&pg, &t.mapping, &mut stages).await?;
         }
+        if let Some(p) = &publisher {
+            p.begin()?;
+        }
         let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
         let read = async {
             let r = read_chunk(&mut my, &t.schema, &job.chunk, READ_BATCH_ROWS, &tx).await;
@@ -382,6 +399,15 @@ async fn worker(
             while let Some(rows) = rx.recv().await {
                 cap.admit(rows.len() as u64).await;
                 let read = rows.len() as u64;
+                if let Some(p) = &publisher {
+                    // Source rows as they are: the apply workers run the transforms, as they
+                    // do for Debezium's events.
+                    p.send_reads(&t.schema, rows).await?;
+                    n += read;
+                    progress.add(job.table, read);
+                    ctx.metrics.table(&t.schema.id).snapshot_chunk_copied(read);
+                    continue;
+                }
                 let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
                 for r in rows {
                     let Some(r) = t.plan.row(r) else { continue };
@@ -414,7 +440,7 @@ async fn worker(
                     WriteMode::Copy => {
                         sink::binary::copy_rows(&pg, &t.mapping, &converted).await?;
                     }
-                    WriteMode::Upsert => {
+                    WriteMode::Upsert | WriteMode::Publish => {
                         stage::upsert(&pg, &t.mapping, &converted).await?;
                     }
                 }
@@ -431,13 +457,24 @@ async fn worker(
             (Ok(_), Ok(n)) => n,
             (Err(e), _) => {
                 let _ = pg.batch_execute("ROLLBACK").await;
+                if let Some(p) = &publisher {
+                    p.abort().await;
+                }
                 return Err(e.into());
             }
             (_, Err(e)) => {
                 let _ = pg.batch_execute("ROLLBACK").await;
+                if let Some(p) = &publisher {
+                    p.abort().await;
+                }
                 return Err(e);
             }
         };
+        if let Some(p) = &publisher {
+            // Published before marked done: a crash in between publishes the chunk again
+            // (harmless, see the module documentation), never loses it.
+            p.commit(None).await?;
+        }
         state::chunk_done(&pg, &ctx.pipeline, &t.schema.id, job.chunk.index, written).await?;
         pg.batch_execute("COMMIT").await?;
         tracing::debug!(table = %t.schema.id, chunk = job.chunk.index, rows = written, ms = started.elapsed().as_millis() as u64, "chunk copied");
