@@ -28,6 +28,7 @@ use anyhow::Result;
 use futures::FutureExt as _;
 use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::BorrowedMessage;
 use schemas::change::{Change, TxFragment};
 use schemas::envelope;
@@ -36,7 +37,7 @@ use sink::apply::{Applier, ErrorPolicy};
 use sink::kafka::consume::Assignment;
 use sink::kafka::offsets::{Consumed, Fence};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Exit, SyncContext, applier_config, copies, discover, error_kind, is_transient};
 use crate::health::Phase;
@@ -104,6 +105,8 @@ async fn run_once(ctx: &SyncContext, mut stop: watch::Receiver<bool>) -> Result<
     let mut by_id: HashMap<TableId, Arc<TableSchema>> =
         tables.iter().map(|t| (t.id.clone(), t.clone())).collect();
     if let Some(hb) = &ctx.heartbeat_table {
+        // The publisher creates it too; the worker may start first.
+        super::heartbeat::ensure_table(&ctx.source, hb).await;
         let mut my = ctx.source.connect().await?;
         if let Ok(s) = cdc_reader::schema::read_table(&mut my, hb).await {
             by_id.insert(hb.clone(), Arc::new(s));
@@ -216,7 +219,17 @@ async fn apply_loop(
             return Ok(Exit::Stopped);
         }
         let first = tokio::select! {
-            m = consumer.recv() => m.map_err(|e| sink::SinkError::Kafka { what: "consuming".into(), source: e })?,
+            m = consumer.recv() => match m {
+                Ok(m) => m,
+                // A topic not created yet (the publisher creates them when it starts): the
+                // subscription picks it up when it appears.
+                Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {
+                    debug!(error = %e, "waiting for the topics to exist");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => return Err(sink::SinkError::Kafka { what: "consuming".into(), source: e }.into()),
+            },
             _ = stop.changed() => return Ok(Exit::Stopped),
             // Wake up now and then so rebalance events are acted on while idle.
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
@@ -233,6 +246,11 @@ async fn apply_loop(
                 Some(Ok(m)) => {
                     pending.push(take(&m, known));
                     rows += 1;
+                }
+                Some(Err(e))
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) =>
+                {
+                    break;
                 }
                 Some(Err(e)) => {
                     return Err(sink::SinkError::Kafka {

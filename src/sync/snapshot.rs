@@ -199,6 +199,22 @@ pub(crate) async fn ensure_table(
     pg: &tokio_postgres::Client,
     t: &TableCopy,
 ) -> Result<bool> {
+    // Apply workers and the publisher may create the same table at once (`sync --via
+    // kafka`): one at a time, and the second finds it there.
+    pg.execute("SELECT pg_advisory_lock($1)", &[&CREATE_LOCK]).await?;
+    let result = create_missing(ctx, pg, t).await;
+    let _ = pg.execute("SELECT pg_advisory_unlock($1)", &[&CREATE_LOCK]).await;
+    result
+}
+
+/// Advisory lock key serialising target table creation (`my2pgct` in ASCII).
+const CREATE_LOCK: i64 = 0x6d79_3270_6763_74;
+
+async fn create_missing(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    t: &TableCopy,
+) -> Result<bool> {
     let exists: bool = pg
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",

@@ -173,7 +173,10 @@ pub fn consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // Workers may start before the publisher has created the topics; librdkafka's
+        // default (5 minutes) would leave them idle that long.
+        .set("topic.metadata.refresh.interval.ms", "2000");
     for (key, v) in &opts.client {
         config.set(key, v);
     }

@@ -81,31 +81,51 @@ impl Publisher {
         &self.opts
     }
 
-    /// Creates the topics of `tables` and the positions topic when missing.
+    /// Creates the topics of `tables` and the positions topic when missing (topics that
+    /// exist are left as they are: an operator may have created them with other settings).
     pub async fn ensure_topics(&self, tables: &[TableId]) -> Result<()> {
+        let positions = self.opts.positions_topic();
+        let mut wanted: Vec<(String, i32)> = tables
+            .iter()
+            .map(|t| (self.opts.topic(t), self.opts.partitions.max(1)))
+            .collect();
+        wanted.push((positions.clone(), 1));
+        let existing = {
+            let opts = self.opts.clone();
+            tokio::task::spawn_blocking(move || existing_topics(&opts))
+                .await
+                .map_err(|e| SinkError::State {
+                    reason: format!("kafka metadata thread: {e}"),
+                })??
+        };
+        wanted.retain(|(n, _)| !existing.contains(n));
+        if wanted.is_empty() {
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> = self
             .opts
             .config()
             .create()
             .map_err(k("creating the admin client"))?;
-        let names: Vec<String> = tables.iter().map(|t| self.opts.topic(t)).collect();
-        let positions = self.opts.positions_topic();
-        let mut topics: Vec<NewTopic<'_>> = names
+        let replication = self.opts.replication.max(1);
+        let topics: Vec<NewTopic<'_>> = wanted
             .iter()
-            .map(|n| {
-                NewTopic::new(
-                    n,
-                    self.opts.partitions.max(1),
-                    TopicReplication::Fixed(self.opts.replication.max(1)),
-                )
+            .map(|(n, p)| {
+                let t = NewTopic::new(n, *p, TopicReplication::Fixed(replication));
+                if *n == positions {
+                    t.set("cleanup.policy", "compact")
+                } else {
+                    t
+                }
             })
             .collect();
-        topics.push(
-            NewTopic::new(&positions, 1, TopicReplication::Fixed(self.opts.replication.max(1)))
-                .set("cleanup.policy", "compact"),
-        );
         let results = admin
-            .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+            .create_topics(
+                &topics,
+                &AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(30)))
+                    .request_timeout(Some(Duration::from_secs(30))),
+            )
             .await
             .map_err(k("creating topics"))?;
         for r in results {
@@ -119,6 +139,7 @@ impl Publisher {
                 }
             }
         }
+        info!(topics = wanted.len(), "created topics");
         Ok(())
     }
 
@@ -277,6 +298,17 @@ fn split_key_change(r: &RowChange) -> Vec<RowChange> {
         }
     }
     vec![r.clone()]
+}
+
+fn existing_topics(opts: &KafkaOptions) -> Result<std::collections::HashSet<String>> {
+    let consumer: BaseConsumer = opts
+        .config()
+        .create()
+        .map_err(k("creating a metadata client"))?;
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(30))
+        .map_err(k("reading the cluster's topics"))?;
+    Ok(md.topics().iter().map(|t| t.name().to_owned()).collect())
 }
 
 fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePosition>> {
