@@ -77,14 +77,19 @@ impl Drop for Worker {
 }
 
 fn spawn_worker(config: &std::path::Path) -> Worker {
-    Worker(Command::new(env!("CARGO_BIN_EXE_my2pg"))
-        .args(["--config", config.to_str().unwrap()])
-        .args(["apply", "--from", "kafka", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", std::env::var("MY2PG_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap())
+    Worker(
+        Command::new(env!("CARGO_BIN_EXE_my2pg"))
+            .args(["--config", config.to_str().unwrap()])
+            .args(["apply", "--from", "kafka", "--listen", "127.0.0.1:0"])
+            .env(
+                "RUST_LOG",
+                std::env::var("MY2PG_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 async fn pg(db: &TestDb) -> tokio_postgres::Client {
@@ -124,9 +129,12 @@ fn committed_messages(brokers: &str, topics: &[String]) -> HashMap<(String, i32)
     for t in topics {
         let md = c.fetch_metadata(Some(t), Duration::from_secs(10)).unwrap();
         for p in md.topics()[0].partitions() {
-            let (_, high) = c.fetch_watermarks(t, p.id(), Duration::from_secs(10)).unwrap();
+            let (_, high) = c
+                .fetch_watermarks(t, p.id(), Duration::from_secs(10))
+                .unwrap();
             ends.insert((t.clone(), p.id()), high);
-            tpl.add_partition_offset(t, p.id(), Offset::Beginning).unwrap();
+            tpl.add_partition_offset(t, p.id(), Offset::Beginning)
+                .unwrap();
         }
     }
     c.assign(&tpl).unwrap();
@@ -135,7 +143,9 @@ fn committed_messages(brokers: &str, topics: &[String]) -> HashMap<(String, i32)
     loop {
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.unwrap();
-            *counts.entry((m.topic().to_owned(), m.partition())).or_default() += 1;
+            *counts
+                .entry((m.topic().to_owned(), m.partition()))
+                .or_default() += 1;
         }
         let pos = c.position().unwrap();
         let done = ends.iter().all(|((t, p), high)| {
@@ -147,7 +157,10 @@ fn committed_messages(brokers: &str, topics: &[String]) -> HashMap<(String, i32)
         if done {
             return counts;
         }
-        assert!(std::time::Instant::now() < deadline, "could not read the topics to their end");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "could not read the topics to their end"
+        );
     }
 }
 
@@ -181,14 +194,25 @@ async fn writes(url: String, rounds: usize, first_new: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_one_killed_apply_every_event_exactly_once() {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mock = MockCluster::new(3).unwrap();
     let brokers = mock.bootstrap_servers();
     let db = harness::shared().fresh("kafka_scale").await.unwrap();
     let mut c = my_conn(&db.mysql_db_url).await;
-    exec(&mut c, "CREATE TABLE t1 (id INT PRIMARY KEY, v VARCHAR(200), d DECIMAL(12,2))").await;
+    exec(
+        &mut c,
+        "CREATE TABLE t1 (id INT PRIMARY KEY, v VARCHAR(200), d DECIMAL(12,2))",
+    )
+    .await;
     exec(&mut c, "CREATE TABLE t2 (k INT PRIMARY KEY, note TEXT)").await;
-    exec(&mut c, "INSERT INTO t1 SELECT seq, CONCAT('v', seq), seq / 4 FROM seq_1_to_2000").await;
+    exec(
+        &mut c,
+        "INSERT INTO t1 SELECT seq, CONCAT('v', seq), seq / 4 FROM seq_1_to_2000",
+    )
+    .await;
     let cfg = kafka_config(&db, &brokers);
     let file = config_file(&db, &cfg);
     let prefix = &cfg.kafka.topic_prefix;
@@ -202,7 +226,8 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
     for t in &topics {
         mock.create_topic(t, 4, 1).unwrap();
     }
-    mock.create_topic(&format!("{prefix}-my2pg-positions"), 1, 1).unwrap();
+    mock.create_topic(&format!("{prefix}-my2pg-positions"), 1, 1)
+        .unwrap();
 
     // The publisher, in this process.
     let ctx = sync::context(
@@ -224,12 +249,19 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
     let pg = pg(&db).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let events: i64 = applied(&pg, &cfg.kafka.group).await.values().map(|v| v.1).sum();
+        let events: i64 = applied(&pg, &cfg.kafka.group)
+            .await
+            .values()
+            .map(|v| v.1)
+            .sum();
         let partitions = applied(&pg, &cfg.kafka.group).await.len();
         if events > 2500 && partitions >= 4 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "workers did not start applying ({events} events)");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers did not start applying ({events} events)"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     a.0.kill().unwrap();
@@ -243,8 +275,13 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
     if let Err(e) = waited.await {
         let b2 = brokers.clone();
         let t2 = topics.clone();
-        let published = tokio::task::spawn_blocking(move || committed_messages(&b2, &t2)).await.unwrap();
-        panic!("{e}; applied {:?}; published {published:?}", applied(&pg, &cfg.kafka.group).await);
+        let published = tokio::task::spawn_blocking(move || committed_messages(&b2, &t2))
+            .await
+            .unwrap();
+        panic!(
+            "{e}; applied {:?}; published {published:?}",
+            applied(&pg, &cfg.kafka.group).await
+        );
     }
 
     // Stop publishing; every committed message is applied exactly once.
@@ -260,22 +297,39 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
     loop {
         let got = applied(&pg, &cfg.kafka.group).await;
         let events: i64 = got.values().map(|v| v.1).sum();
-        assert!(events <= total, "{events} events applied, only {total} published: {got:?}");
+        assert!(
+            events <= total,
+            "{events} events applied, only {total} published: {got:?}"
+        );
         if events == total {
             for (k, n) in &published {
                 assert_eq!(got.get(k).map(|v| v.1), Some(*n), "partition {k:?}");
             }
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{events} of {total} events applied");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{events} of {total} events applied"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The verifier agrees.
     let out = Command::new(env!("CARGO_BIN_EXE_my2pg"))
-        .args(["--config", file.path().to_str().unwrap(), "verify", "--format", "json"])
+        .args([
+            "--config",
+            file.path().to_str().unwrap(),
+            "verify",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Heartbeats travelled through Kafka into my2pg.heartbeat.
     let hb: i64 = pg
         .query_one("SELECT count(*) FROM my2pg.heartbeat", &[])
@@ -364,10 +418,13 @@ async fn start_worker(
 }
 
 async fn names(pg: &tokio_postgres::Client, db: &str) -> Vec<(i32, String)> {
-    pg.query(&format!("SELECT id, first_name FROM \"{db}\".customers ORDER BY id"), &[])
-        .await
-        .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        .unwrap_or_default()
+    pg.query(
+        &format!("SELECT id, first_name FROM \"{db}\".customers ORDER BY id"),
+        &[],
+    )
+    .await
+    .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,13 +444,22 @@ async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_le
     let topic = format!("{}.{}.customers", cfg.kafka.topic_prefix, db.name);
     mock.create_topic(&topic, 1, 1).unwrap();
     for (k, v) in debezium_events(&db.name) {
-        produce(&brokers, &topic, k.as_bytes(), v.as_deref().map(str::as_bytes));
+        produce(
+            &brokers,
+            &topic,
+            k.as_bytes(),
+            v.as_deref().map(str::as_bytes),
+        );
     }
     let pg = pg(&db).await;
     let (stop, worker) = start_worker(&cfg).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while names(&pg, &db.name).await != vec![(1004, "Anne Marie".to_owned())] {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", names(&pg, &db.name).await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            names(&pg, &db.name).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Poison: not JSON, at offset 5. The worker stops naming topic, partition and offset.
@@ -404,7 +470,10 @@ async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_le
         .unwrap()
         .unwrap_err();
     let msg = my2pg::exit::render(&err);
-    assert!(msg.contains(&format!("{topic}[0]@5")) && msg.contains("not JSON"), "{msg}");
+    assert!(
+        msg.contains(&format!("{topic}[0]@5")) && msg.contains("not JSON"),
+        "{msg}"
+    );
     drop(stop);
     // With the dead-letter policy: recorded, skipped, and the next message applies.
     let unknown = format!(
@@ -413,16 +482,28 @@ async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_le
     );
     produce(&brokers, &topic, b"y", Some(unknown.as_bytes()));
     let (k, v) = &debezium_events(&db.name)[1];
-    produce(&brokers, &topic, k.as_bytes(), v.as_deref().map(str::as_bytes));
+    produce(
+        &brokers,
+        &topic,
+        k.as_bytes(),
+        v.as_deref().map(str::as_bytes),
+    );
     cfg.kafka.on_poison = sink::apply::ErrorPolicy::DeadLetter;
     let (stop, worker) = start_worker(&cfg).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while names(&pg, &db.name).await.len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", names(&pg, &db.name).await);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            names(&pg, &db.name).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let dead: Vec<(String, String)> = pg
-        .query("SELECT position, error FROM my2pg.dead_letter ORDER BY id", &[])
+        .query(
+            "SELECT position, error FROM my2pg.dead_letter ORDER BY id",
+            &[],
+        )
         .await
         .unwrap()
         .iter()

@@ -138,7 +138,11 @@ pub fn encode_key(schema: &TableSchema, row: &Row) -> Result<Vec<u8>, EnvelopeEr
 }
 
 /// The message value of one row change (see the module documentation).
-pub fn encode(change: &RowChange, info: &SourceInfo, now_ms: i64) -> Result<Vec<u8>, EnvelopeError> {
+pub fn encode(
+    change: &RowChange,
+    info: &SourceInfo,
+    now_ms: i64,
+) -> Result<Vec<u8>, EnvelopeError> {
     let schema = &*change.table;
     let image = |r: &Option<Row>| -> Result<Json, EnvelopeError> {
         match r {
@@ -352,10 +356,7 @@ pub fn decode(value: Option<&[u8]>) -> Result<Option<Decoded>, EnvelopeError> {
     let change = DecodedChange {
         op,
         commit_ms: source.get("ts_ms").and_then(Json::as_i64).unwrap_or(0),
-        gtid: source
-            .get("gtid")
-            .and_then(Json::as_str)
-            .map(str::to_owned),
+        gtid: source.get("gtid").and_then(Json::as_str).map(str::to_owned),
         file,
         ordinal,
         before: m.remove("before").unwrap_or(Json::Null),
@@ -392,10 +393,12 @@ impl DecodedChange {
                     }
                     let mut row = Vec::with_capacity(schema.columns.len());
                     for (i, c) in schema.columns.iter().enumerate() {
-                        let v = m.get(&c.name).ok_or_else(|| EnvelopeError::SchemaMismatch {
-                            table: schema.id.clone(),
-                            reason: format!("the message lacks column {:?}", c.name),
-                        })?;
+                        let v = m
+                            .get(&c.name)
+                            .ok_or_else(|| EnvelopeError::SchemaMismatch {
+                                table: schema.id.clone(),
+                                reason: format!("the message lacks column {:?}", c.name),
+                            })?;
                         row.push(decode_value(schema, i, v)?);
                     }
                     Ok(Some(Row(row)))
@@ -461,7 +464,13 @@ pub fn decode_value(schema: &TableSchema, i: usize, v: &Json) -> Result<Value, E
     let Some(col) = schema.columns.get(i) else {
         return Err(bad(schema, i, "no such column"));
     };
-    let wrong = || bad(schema, i, format!("{v} is not a value of type {:?}", col.ty));
+    let wrong = || {
+        bad(
+            schema,
+            i,
+            format!("{v} is not a value of type {:?}", col.ty),
+        )
+    };
     let text = || v.as_str().map(str::to_owned);
     let b64 = || -> Result<Vec<u8>, EnvelopeError> {
         B64.decode(v.as_str().ok_or_else(wrong)?)
@@ -469,7 +478,11 @@ pub fn decode_value(schema: &TableSchema, i: usize, v: &Json) -> Result<Value, E
     };
     Ok(match &col.ty {
         ColumnType::Integer { unsigned, .. } => {
-            let n = v.as_number().map(ToString::to_string).or_else(text).ok_or_else(wrong)?;
+            let n = v
+                .as_number()
+                .map(ToString::to_string)
+                .or_else(text)
+                .ok_or_else(wrong)?;
             if *unsigned {
                 Value::UInt(n.parse().map_err(|_| wrong())?)
             } else {
@@ -477,7 +490,11 @@ pub fn decode_value(schema: &TableSchema, i: usize, v: &Json) -> Result<Value, E
             }
         }
         ColumnType::Decimal { scale, .. } => {
-            let n = v.as_number().map(ToString::to_string).or_else(text).ok_or_else(wrong)?;
+            let n = v
+                .as_number()
+                .map(ToString::to_string)
+                .or_else(text)
+                .ok_or_else(wrong)?;
             match Decimal::parse(&n) {
                 Ok(d) => Value::Decimal(d),
                 // Debezium's `precise` mode: the unscaled value, big-endian two's complement.
@@ -540,7 +557,9 @@ pub fn decode_value(schema: &TableSchema, i: usize, v: &Json) -> Result<Value, E
             Json::Number(n) => Value::Time(Time::from_micros(n.as_i64().ok_or_else(wrong)?)),
             _ => {
                 let s = text().ok_or_else(wrong)?;
-                let (neg, s) = s.strip_prefix('-').map_or((false, s.as_str()), |r| (true, r));
+                let (neg, s) = s
+                    .strip_prefix('-')
+                    .map_or((false, s.as_str()), |r| (true, r));
                 let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
                 let mut it = hms.split(':');
                 let h: i64 = it.next().and_then(|x| x.parse().ok()).ok_or_else(wrong)?;
@@ -549,7 +568,12 @@ pub fn decode_value(schema: &TableSchema, i: usize, v: &Json) -> Result<Value, E
                 let us: i64 = if frac.is_empty() {
                     0
                 } else {
-                    frac.chars().chain("000000".chars()).take(6).collect::<String>().parse().map_err(|_| wrong())?
+                    frac.chars()
+                        .chain("000000".chars())
+                        .take(6)
+                        .collect::<String>()
+                        .parse()
+                        .map_err(|_| wrong())?
                 };
                 let total = ((h * 60 + m) * 60 + sec) * 1_000_000 + us;
                 Value::Time(Time::from_micros(if neg { -total } else { total }))
@@ -673,11 +697,16 @@ mod tests {
             Value::Decimal(Decimal::parse("-1234567890.05").unwrap()),
             Value::DateTime(parse_datetime("2024-02-29 23:59:59.000001").unwrap()),
             Value::DateTime(parse_datetime("1969-12-31 23:59:59.999").unwrap()),
-            Value::Timestamp(Timestamp::from_utc(&parse_datetime("2038-01-19 03:14:08.5").unwrap())),
+            Value::Timestamp(Timestamp::from_utc(
+                &parse_datetime("2038-01-19 03:14:08.5").unwrap(),
+            )),
             Value::Date(parse_date("0000-00-00").unwrap()),
             Value::Time(Time::from_micros(-838 * 3_600_000_000)),
             Value::Bytes(vec![0, 255, 10]),
-            Value::Bit { width: 12, bits: 0xabc },
+            Value::Bit {
+                width: 12,
+                bits: 0xabc,
+            },
             Value::Set(vec!["a".into(), "c".into()]),
             Value::Text("ünïcode \"quoted\"".into()),
         ]);
@@ -699,15 +728,33 @@ mod tests {
         let s = schema();
         // As Debezium's MySQL connector writes them (decimal.handling.mode=precise for `d`).
         let v = |i: usize, j: Json| decode_value(&s, i, &j).unwrap();
-        assert_eq!(v(1, json!("AeJA")), Value::Decimal(Decimal::parse("1234.56").unwrap()));
-        assert_eq!(v(1, json!("/w==")), Value::Decimal(Decimal::parse("-0.01").unwrap()));
-        assert_eq!(v(3, json!(1_700_000_000_123_i64)).to_string(), "2023-11-14 22:13:20.123000");
+        assert_eq!(
+            v(1, json!("AeJA")),
+            Value::Decimal(Decimal::parse("1234.56").unwrap())
+        );
+        assert_eq!(
+            v(1, json!("/w==")),
+            Value::Decimal(Decimal::parse("-0.01").unwrap())
+        );
+        assert_eq!(
+            v(3, json!(1_700_000_000_123_i64)).to_string(),
+            "2023-11-14 22:13:20.123000"
+        );
         assert_eq!(
             v(4, json!("2023-11-14T22:13:20.5Z")),
-            Value::Timestamp(Timestamp { secs: 1_700_000_000, micros: 500_000 })
+            Value::Timestamp(Timestamp {
+                secs: 1_700_000_000,
+                micros: 500_000
+            })
         );
         assert_eq!(v(5, json!(19_000)).to_string(), "2022-01-08");
-        assert_eq!(v(8, json!("vAo=")), Value::Bit { width: 12, bits: 0xabc });
+        assert_eq!(
+            v(8, json!("vAo=")),
+            Value::Bit {
+                width: 12,
+                bits: 0xabc
+            }
+        );
     }
 
     #[test]
@@ -717,7 +764,10 @@ mod tests {
         let d = decode(Some(msg)).unwrap().unwrap();
         let err = d.change.unwrap().row_change(&s).unwrap_err();
         assert!(matches!(err, EnvelopeError::SchemaMismatch { .. }), "{err}");
-        assert!(matches!(decode(Some(b"{not json")), Err(EnvelopeError::NotJson { .. })));
+        assert!(matches!(
+            decode(Some(b"{not json")),
+            Err(EnvelopeError::NotJson { .. })
+        ));
         assert_eq!(decode(None).unwrap(), None);
     }
 }

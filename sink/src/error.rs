@@ -152,7 +152,9 @@ pub enum SinkError {
     },
     /// Another worker committed offsets of a partition this worker was applying: the batch
     /// was rolled back, and the partition is no longer this worker's.
-    #[error("kafka partition {topic}[{partition}] was applied by another worker (stored offset {stored:?}, expected {expected:?})")]
+    #[error(
+        "kafka partition {topic}[{partition}] was applied by another worker (stored offset {stored:?}, expected {expected:?})"
+    )]
     Fenced {
         /// Topic.
         topic: String,

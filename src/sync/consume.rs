@@ -142,7 +142,10 @@ fn take(m: &BorrowedMessage<'_>, known: &Tables) -> Taken {
         offset: m.offset(),
     };
     let tx = decode(m.payload(), known);
-    let raw = tx.is_err().then(|| m.payload().map(<[u8]>::to_vec)).flatten();
+    let raw = tx
+        .is_err()
+        .then(|| m.payload().map(<[u8]>::to_vec))
+        .flatten();
     Taken { consumed, tx, raw }
 }
 
@@ -191,7 +194,8 @@ fn act_on_rebalance(
                 if let Some(f) = applier.fence_mut() {
                     f.release(&topic, partition);
                 }
-                pending.retain(|t| !(t.consumed.topic == topic && t.consumed.partition == partition));
+                pending
+                    .retain(|t| !(t.consumed.topic == topic && t.consumed.partition == partition));
             }
             Assignment::Failed(reason) => {
                 return Err(anyhow::Error::new(sink::SinkError::Fenced {
@@ -248,7 +252,8 @@ async fn apply_loop(
                     rows += 1;
                 }
                 Some(Err(e))
-                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) =>
+                    if e.rdkafka_error_code()
+                        == Some(RDKafkaErrorCode::UnknownTopicOrPartition) =>
                 {
                     break;
                 }
@@ -299,7 +304,8 @@ async fn apply_loop(
         }
         if !poison.is_empty() {
             record_poison(applier.client(), &ctx.pipeline, &poison).await?;
-            ctx.metrics.errors(ErrorKind::DeadLetter, poison.len() as u64);
+            ctx.metrics
+                .errors(ErrorKind::DeadLetter, poison.len() as u64);
         }
         let started = Instant::now();
         let outcome = applier.apply_consumed(batch, consumed).await?;

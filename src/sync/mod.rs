@@ -224,7 +224,10 @@ pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
 }
 
 /// The target-side schemas of the source tables (after the transform stages).
-pub(crate) fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<TableSchema>>> {
+pub(crate) fn outputs(
+    ctx: &SyncContext,
+    tables: &[Arc<TableSchema>],
+) -> Result<Vec<Arc<TableSchema>>> {
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
         if let Some(o) = ctx.output(t)? {

@@ -105,9 +105,10 @@ async fn stream(
     let sel = ctx.selection.clone();
     let hb = ctx.heartbeat_table.clone();
     let chain = ctx.transforms.clone();
-    let selection: cdc_reader::binlog::decoder::Selection = std::sync::Arc::new(move |id: &TableId| {
-        (sel.selects(id) && chain.keeps_table(id)) || hb.as_ref() == Some(id)
-    });
+    let selection: cdc_reader::binlog::decoder::Selection =
+        std::sync::Arc::new(move |id: &TableId| {
+            (sel.selects(id) && chain.keeps_table(id)) || hb.as_ref() == Some(id)
+        });
     let mut config = StreamConfig::new(selection);
     config.server_id = ctx.sync.server_id;
     config.fragment_bytes = (ctx.sync.batch_bytes / ctx.sync.channel_capacity.max(1))
@@ -141,7 +142,9 @@ async fn stream(
         Ok(Some(exit)) => Ok(exit),
         Ok(None) => match reader_task.await {
             Ok(Err(e)) => Err(e.into()),
-            _ => Err(anyhow!(cdc_reader::ReaderError::StreamLost { source: None })),
+            _ => Err(anyhow!(cdc_reader::ReaderError::StreamLost {
+                source: None
+            })),
         },
         Err(e) => {
             publisher.abort().await;

@@ -201,9 +201,12 @@ pub(crate) async fn ensure_table(
 ) -> Result<bool> {
     // Apply workers and the publisher may create the same table at once (`sync --via
     // kafka`): one at a time, and the second finds it there.
-    pg.execute("SELECT pg_advisory_lock($1)", &[&CREATE_LOCK]).await?;
+    pg.execute("SELECT pg_advisory_lock($1)", &[&CREATE_LOCK])
+        .await?;
     let result = create_missing(ctx, pg, t).await;
-    let _ = pg.execute("SELECT pg_advisory_unlock($1)", &[&CREATE_LOCK]).await;
+    let _ = pg
+        .execute("SELECT pg_advisory_unlock($1)", &[&CREATE_LOCK])
+        .await;
     result
 }
 

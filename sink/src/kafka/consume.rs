@@ -83,7 +83,10 @@ impl Rebalancing {
                 .build()
                 .map_err(|e| e.to_string())?;
             rt.block_on(async move {
-                let pg = target.connect().await.map_err(|e| crate::error::chain(&e))?;
+                let pg = target
+                    .connect()
+                    .await
+                    .map_err(|e| crate::error::chain(&e))?;
                 let mut out = Vec::with_capacity(parts.len());
                 for (t, p) in &parts {
                     out.push(
@@ -116,30 +119,35 @@ impl ConsumerContext for Rebalancing {
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
         match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => match self.stored(parts.clone()) {
-                Ok(stored) => {
-                    for ((t, p), s) in parts.iter().zip(&stored) {
-                        if let Some(o) = s {
-                            let _ = tpl.set_partition_offset(t, *p, Offset::Offset(*o));
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                match self.stored(parts.clone()) {
+                    Ok(stored) => {
+                        for ((t, p), s) in parts.iter().zip(&stored) {
+                            if let Some(o) = s {
+                                let _ = tpl.set_partition_offset(t, *p, Offset::Offset(*o));
+                            }
+                            self.push(Assignment::Own {
+                                topic: Arc::from(t.as_str()),
+                                partition: *p,
+                                stored: *s,
+                            });
                         }
-                        self.push(Assignment::Own {
-                            topic: Arc::from(t.as_str()),
-                            partition: *p,
-                            stored: *s,
-                        });
+                        info!(
+                            partitions = parts.len(),
+                            "partitions assigned; seeking to the offsets stored in PostgreSQL"
+                        );
+                        if let Err(e) = base.assign(tpl) {
+                            self.push(Assignment::Failed(format!("assigning partitions: {e}")));
+                        }
                     }
-                    info!(partitions = parts.len(), "partitions assigned; seeking to the offsets stored in PostgreSQL");
-                    if let Err(e) = base.assign(tpl) {
-                        self.push(Assignment::Failed(format!("assigning partitions: {e}")));
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the stored offsets of assigned partitions");
+                        self.push(Assignment::Failed(format!(
+                            "reading the stored offsets of assigned partitions: {e}"
+                        )));
                     }
                 }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the stored offsets of assigned partitions");
-                    self.push(Assignment::Failed(format!(
-                        "reading the stored offsets of assigned partitions: {e}"
-                    )));
-                }
-            },
+            }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 for (t, p) in parts {
                     self.push(Assignment::Release {

@@ -47,7 +47,11 @@ fn now_ms() -> i64 {
 impl Publisher {
     /// Connects with `transactional.id = my2pg-<pipeline>[-<suffix>]` and fences older
     /// producers of that id (their open transaction is aborted).
-    pub async fn connect(opts: &KafkaOptions, pipeline: &str, suffix: Option<&str>) -> Result<Publisher> {
+    pub async fn connect(
+        opts: &KafkaOptions,
+        pipeline: &str,
+        suffix: Option<&str>,
+    ) -> Result<Publisher> {
         let id = match suffix {
             Some(s) => format!("my2pg-{pipeline}-{s}"),
             None => format!("my2pg-{pipeline}"),
@@ -201,7 +205,11 @@ impl Publisher {
     }
 
     /// Produces snapshot rows of one table as `op = r` (within the open transaction).
-    pub async fn send_reads(&self, table: &Arc<schemas::TableSchema>, rows: Vec<schemas::Row>) -> Result<()> {
+    pub async fn send_reads(
+        &self,
+        table: &Arc<schemas::TableSchema>,
+        rows: Vec<schemas::Row>,
+    ) -> Result<()> {
         let info = SourceInfo {
             name: self.opts.topic_prefix.clone(),
             commit_ms: now_ms(),
@@ -336,7 +344,9 @@ fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePos
     let from = (high - 1000).max(low);
     tpl.add_partition_offset(&topic, 0, Offset::Offset(from))
         .map_err(k("seeking in the positions topic"))?;
-    consumer.assign(&tpl).map_err(k("reading the positions topic"))?;
+    consumer
+        .assign(&tpl)
+        .map_err(k("reading the positions topic"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut last: Option<String> = None;
     loop {
@@ -353,7 +363,10 @@ fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePos
         let pos = consumer
             .position()
             .ok()
-            .and_then(|l| l.find_partition(&topic, 0).and_then(|e| e.offset().to_raw()))
+            .and_then(|l| {
+                l.find_partition(&topic, 0)
+                    .and_then(|e| e.offset().to_raw())
+            })
             .unwrap_or(-1);
         if pos >= high {
             break;
@@ -366,9 +379,11 @@ fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePos
     }
     info!(topic = %topic, position = ?last, "publisher position read");
     last.map(|p| {
-        p.parse().map_err(|e: schemas::position::PositionParseError| SinkError::State {
-            reason: format!("{topic} holds an unreadable position: {e}"),
-        })
+        p.parse().map_err(
+            |e: schemas::position::PositionParseError| SinkError::State {
+                reason: format!("{topic} holds an unreadable position: {e}"),
+            },
+        )
     })
     .transpose()
 }
