@@ -198,8 +198,10 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+    // scripts/kafka-e2e points this test at a real Kafka-protocol broker.
+    let real = std::env::var("MY2PG_TEST_KAFKA_BROKERS").ok();
     let mock = MockCluster::new(3).unwrap();
-    let brokers = mock.bootstrap_servers();
+    let brokers = real.clone().unwrap_or_else(|| mock.bootstrap_servers());
     let db = harness::shared().fresh("kafka_scale").await.unwrap();
     let mut c = my_conn(&db.mysql_db_url).await;
     exec(

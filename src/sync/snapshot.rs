@@ -211,7 +211,7 @@ pub(crate) async fn ensure_table(
 }
 
 /// Advisory lock key serialising target table creation (`my2pgct` in ASCII).
-const CREATE_LOCK: i64 = 0x6d79_3270_6763_74;
+const CREATE_LOCK: i64 = 0x006d_7932_7067_6374;
 
 async fn create_missing(
     ctx: &SyncContext,
