@@ -197,14 +197,13 @@ fn act_on_rebalance(
                 pending
                     .retain(|t| !(t.consumed.topic == topic && t.consumed.partition == partition));
             }
+            // Transient: the worker leaves the group and joins again.
             Assignment::Failed(reason) => {
-                return Err(anyhow::Error::new(sink::SinkError::Fenced {
-                    topic: String::new(),
-                    partition: -1,
-                    stored: None,
-                    expected: None,
-                })
-                .context(reason));
+                return Err(sink::SinkError::Kafka {
+                    what: reason,
+                    source: rdkafka::error::KafkaError::Rebalance(RDKafkaErrorCode::Fail),
+                }
+                .into());
             }
         }
     }
