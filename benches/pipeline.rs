@@ -11,6 +11,13 @@
 //!   `mariadb --quick --batch | psql \copy` of the same table.
 //! - **decode**: `my2pg inspect-binlog` of the apply run's binlog, against
 //!   `mariadb-binlog --verbose` of the same file.
+//! - **pg_chameleon** (full size only, when installed): the same workload generator, with
+//!   `min(N, 100,000)` events, replicated by pg_chameleon 2 (`copy_mode: direct`,
+//!   `binlog_row_metadata=FULL`, a non-root MySQL user, run as the `nobody` OS user because it
+//!   refuses root); events/s next to my2pg's apply rate of this run. Install:
+//!   `/usr/bin/python3 -m venv /tmp/chameleon-venv && /tmp/chameleon-venv/bin/pip install
+//!   pg_chameleon` (a venv of Debian's python, which `nobody` can run), or point
+//!   `MY2PG_CHAMELEON` at the `chameleon` script.
 //!
 //! `MY2PG_BENCH_SCALE=ci` runs everything small (CI runs it through `cargo test --bench
 //! pipeline`); the default is the full size (1,000,000 events / rows):
@@ -270,6 +277,7 @@ async fn main() {
     .await
     .unwrap();
     let ref_rate = events as f64 / ref_started.elapsed().as_secs_f64();
+    let my2pg_apply_rate = apply_rate;
     report(&format!(
         "apply      {events} events in {:.2} s = {apply_rate:.0} events/s (target ≥ 50,000); \
          reference: PostgreSQL inserting {events} rows itself {ref_rate:.0} rows/s; ratio {:.2} \
@@ -394,4 +402,243 @@ async fn main() {
         rows / theirs.as_secs_f64(),
         theirs.as_secs_f64() / mine.as_secs_f64()
     ));
+
+    // Full size, or any size when MY2PG_CHAMELEON_EVENTS says how many events to give it.
+    let cham_events = std::env::var("MY2PG_CHAMELEON_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or((std::env::var("MY2PG_BENCH_SCALE").as_deref() != Ok("ci"))
+            .then(|| s.events.min(100_000)));
+    if let Some(n) = cham_events {
+        chameleon(&servers, n, my2pg_apply_rate).await;
+    }
+}
+
+/// The `chameleon` script, if installed.
+fn chameleon_bin() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("MY2PG_CHAMELEON") {
+        return Some(p.into());
+    }
+    let venv = std::path::PathBuf::from("/tmp/chameleon-venv/bin/chameleon");
+    venv.exists().then_some(venv)
+}
+
+/// Runs `chameleon <args>` as the `nobody` user (pg_chameleon refuses to run as root).
+fn chameleon_cmd(bin: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(bin)
+        .args(args)
+        .env("HOME", home)
+        .current_dir(home);
+    c
+}
+
+fn chameleon_run(bin: &Path, home: &Path, args: &[&str]) {
+    let out = chameleon_cmd(bin, home, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "chameleon {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// pg_chameleon replicating `events` events of the apply workload; prints its rate next to
+/// my2pg's.
+async fn chameleon(servers: &Servers, events: u64, my2pg_rate: f64) {
+    use std::os::unix::process::CommandExt as _;
+    let Some(bin) = chameleon_bin() else {
+        report(
+            "chameleon  skipped: pg_chameleon is not installed (see the header of benches/pipeline.rs)",
+        );
+        return;
+    };
+    let db = servers.database("cham").await.unwrap();
+    let my_port = servers.mariadb.as_ref().map(|m| m.port()).unwrap_or(3306);
+    let pg = url::Url::parse(&db.pg_url).unwrap();
+    let mut root = mysql_async::Conn::from_url(db.mysql_url.as_str())
+        .await
+        .unwrap();
+    root.query_drop(
+        "SET GLOBAL binlog_row_metadata = 'FULL';
+         CREATE USER IF NOT EXISTS 'chameleon'@'127.0.0.1' IDENTIFIED BY 'chameleon';
+         GRANT ALL ON *.* TO 'chameleon'@'127.0.0.1';",
+    )
+    .await
+    .unwrap();
+    let mut my = mysql_async::Conn::from_url(db.mysql_db_url.as_str())
+        .await
+        .unwrap();
+    my.query_drop(TABLE).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let conf_dir = home.path().join(".pg_chameleon/configuration");
+    for dir in ["configuration", "logs", "pid"] {
+        std::fs::create_dir_all(home.path().join(".pg_chameleon").join(dir)).unwrap();
+    }
+    let config = format!(
+        "---
+pid_dir: '~/.pg_chameleon/pid/'
+log_dir: '~/.pg_chameleon/logs/'
+log_dest: file
+log_level: info
+log_days_keep: 1
+rollbar_key: ''
+rollbar_env: ''
+type_override: {{}}
+pg_conn:
+  host: \"127.0.0.1\"
+  port: \"{pg_port}\"
+  user: \"postgres\"
+  password: \"trust-auth-ignores-it\"
+  database: \"{pg_db}\"
+  charset: \"utf8\"
+sources:
+  mysql:
+    db_conn:
+      host: \"127.0.0.1\"
+      port: \"{my_port}\"
+      user: \"chameleon\"
+      password: \"chameleon\"
+      charset: 'utf8'
+      connect_timeout: 10
+    schema_mappings:
+      cham: cham_pg
+    limit_tables: []
+    skip_tables: []
+    grant_select_to: []
+    lock_timeout: \"120s\"
+    my_server_id: 4242
+    replica_batch_size: 10000
+    replay_max_rows: 10000
+    batch_retention: '1 day'
+    copy_max_memory: \"300M\"
+    copy_mode: 'direct'
+    out_dir: /tmp
+    sleep_loop: 1
+    on_error_replay: exit
+    on_error_read: exit
+    auto_maintenance: \"disabled\"
+    gtid_enable: false
+    type: mysql
+    skip_events:
+      insert: []
+      delete: []
+      update: []
+    keep_existing_schema: No
+    net_read_timeout: 600
+",
+        pg_port = pg.port().unwrap_or(5432),
+        pg_db = pg.path().trim_start_matches('/'),
+    );
+    std::fs::write(conf_dir.join("bench.yml"), config).unwrap();
+    // pg_chameleon insists on owning its directory.
+    Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(home.path())
+        .status()
+        .unwrap();
+    let h = home.path();
+    chameleon_run(&bin, h, &["create_replica_schema", "--config", "bench"]);
+    chameleon_run(
+        &bin,
+        h,
+        &["add_source", "--config", "bench", "--source", "mysql"],
+    );
+    chameleon_run(
+        &bin,
+        h,
+        &[
+            "init_replica",
+            "--config",
+            "bench",
+            "--source",
+            "mysql",
+            "--debug",
+        ],
+    );
+    let (mut next_id, mut live) = (0u64, Vec::new());
+    let written = workload(&db.mysql_db_url, events, &mut next_id, &mut live, None).await;
+    let want: (i64, String) = my
+        .query_first("SELECT COUNT(*), CAST(COALESCE(SUM(a), 0) AS CHAR) FROM t")
+        .await
+        .unwrap()
+        .unwrap();
+    let target = pg_connect(&db.pg_url).await;
+    let started = Instant::now();
+    let mut child = chameleon_cmd(
+        &bin,
+        h,
+        &[
+            "start_replica",
+            "--config",
+            "bench",
+            "--source",
+            "mysql",
+            "--debug",
+        ],
+    )
+    .stdout(std::fs::File::create(h.join(".pg_chameleon/logs/start_replica.out")).unwrap())
+    .stderr(std::fs::File::create(h.join(".pg_chameleon/logs/start_replica.err")).unwrap())
+    .process_group(0)
+    .spawn()
+    .unwrap();
+    let timeout = Duration::from_secs(120 + events / 500);
+    let mut done = None;
+    while started.elapsed() < timeout {
+        if let Ok(r) = target
+            .query_one(
+                "SELECT count(*), coalesce(sum(a), 0)::text FROM cham_pg.t",
+                &[],
+            )
+            .await
+            && (r.get::<_, i64>(0), r.get::<_, String>(1)) == want
+        {
+            done = Some(started.elapsed());
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            report(&format!("chameleon  start_replica exited early: {status}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    match done {
+        Some(took) => {
+            let rate = written as f64 / took.as_secs_f64();
+            report(&format!(
+                "chameleon  pg_chameleon applied {written} events in {:.1} s = {rate:.0} events/s; \
+                 my2pg {my2pg_rate:.0} events/s in this run; ratio {:.1} (>1: my2pg faster)",
+                took.as_secs_f64(),
+                my2pg_rate / rate
+            ));
+        }
+        None => {
+            let _ = Command::new("cp")
+                .args(["-a"])
+                .arg(h.join(".pg_chameleon/logs"))
+                .arg("/tmp/my2pg-chameleon-logs")
+                .status();
+            let mut logs = String::from(" (copied to /tmp/my2pg-chameleon-logs)");
+            for e in std::fs::read_dir(h.join(".pg_chameleon/logs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                logs.push_str(&format!("\n  {}:\n    ", e.path().display()));
+                logs.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n    "));
+            }
+            report(&format!(
+                "chameleon  pg_chameleon did not reach the source state ({written} events) within {} s; its logs:{logs}",
+                timeout.as_secs()
+            ))
+        }
+    }
 }

@@ -5,14 +5,17 @@
 //! `sync --snapshot-only`, then times:
 //!
 //! 1. `my2pg verify` (in-process, the command's code path, 5 tables in parallel) — must say
-//!    identical;
-//! 2. the same after injecting one difference per table — must find exactly those;
-//! 3. reladiff (`pip install 'reladiff[mysql,postgresql]'`; found on `PATH`, in
+//!    identical, each table by chunk checksums in the databases (`pushdown`);
+//! 2. the same with pushdown off (every row streamed and merged in my2pg), for reference;
+//! 3. my2pg verify after injecting one difference per table — must find exactly those;
+//! 4. reladiff (`pip install 'reladiff[mysql,postgresql]'`; found on `PATH`, in
 //!    `$MY2PG_RELADIFF`, or in `/tmp/reladiff-venv/bin`) on each table with the same columns —
-//!    skipped with a message when it is not installed.
+//!    skipped with a message when it is not installed. Its own difference count on the
+//!    identical tables is printed (a peer: reported, not asserted).
 //!
-//! Prints rows/s of each and the ratio. Speed is reported, never asserted; the correctness
-//! checks (identical, then exactly the injected rows) are asserted.
+//! Prints rows/s of each and the ratio my2pg/reladiff of the same run. Speed is reported,
+//! never asserted; the correctness checks (identical, then exactly the injected rows) are
+//! asserted.
 //!
 //! Run: `cargo bench --bench verify`; small: `MY2PG_BENCH_ROWS=5000 cargo bench --bench verify`.
 
@@ -45,7 +48,7 @@ fn reladiff() -> Option<PathBuf> {
         .map(|_| PathBuf::from("reladiff"))
 }
 
-async fn run_verify(cfg: &my2pg::config::Config) -> (verifier::Report, Duration) {
+async fn run_verify(cfg: &my2pg::config::Config, pushdown: bool) -> (verifier::Report, Duration) {
     let started = Instant::now();
     let (tables, missing) = my2pg::commands::verify::source_tables(cfg, &[])
         .await
@@ -55,6 +58,7 @@ async fn run_verify(cfg: &my2pg::config::Config) -> (verifier::Report, Duration)
         parallel: TABLES,
         rechecks: 0,
         record: false,
+        pushdown,
         ..VerifyOptions::default()
     };
     let r = verifier::verify(
@@ -141,16 +145,33 @@ async fn bench(rows: u64) {
     );
 
     // 1. Identical tables.
-    let (r, took) = run_verify(&cfg).await;
+    let (r, took) = run_verify(&cfg, true).await;
     assert_eq!(r.result, "identical", "{}", r.render_text());
+    assert!(
+        r.tables
+            .iter()
+            .all(|t| t.path == verifier::ComparePath::Pushdown),
+        "{}",
+        r.render_text()
+    );
     let compared = r.totals.rows_compared;
     let my_rate = compared as f64 / took.as_secs_f64();
     println!(
-        "my2pg verify: {compared} rows in {:.2}s = {my_rate:.0} rows/s (identical)",
-        took.as_secs_f64()
+        "my2pg verify: {compared} rows in {:.2}s = {my_rate:.0} rows/s (identical, pushdown, {} chunks)",
+        took.as_secs_f64(),
+        r.tables.iter().map(|t| t.chunks).sum::<u64>()
     );
 
-    // 2. One injected difference per table, all found.
+    // 2. The streaming path alone, for reference.
+    let (r, took_s) = run_verify(&cfg, false).await;
+    assert_eq!(r.result, "identical", "{}", r.render_text());
+    println!(
+        "my2pg verify, streaming only: {:.2}s = {:.0} rows/s",
+        took_s.as_secs_f64(),
+        r.totals.rows_compared as f64 / took_s.as_secs_f64()
+    );
+
+    // 3. One injected difference per table, all found.
     let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -164,13 +185,15 @@ async fn bench(rows: u64) {
         .await
         .unwrap();
     }
-    let (r, took2) = run_verify(&cfg).await;
+    let (r, took2) = run_verify(&cfg, true).await;
     assert_eq!(r.totals.differing, TABLES as u64, "{}", r.render_text());
     assert_eq!(r.totals.missing_in_target + r.totals.extra_in_target, 0);
     println!(
-        "my2pg verify with {TABLES} injected differences: {:.2}s = {:.0} rows/s, all {TABLES} found",
+        "my2pg verify with {TABLES} injected differences: {:.2}s = {:.0} rows/s, all {TABLES} found \
+         ({} chunks streamed row by row)",
         took2.as_secs_f64(),
-        r.totals.rows_compared as f64 / took2.as_secs_f64()
+        r.totals.rows_compared as f64 / took2.as_secs_f64(),
+        r.tables.iter().map(|t| t.chunks_restreamed).sum::<u64>()
     );
     // Undo, so reladiff compares identical tables.
     for t in 0..TABLES {
@@ -183,7 +206,7 @@ async fn bench(rows: u64) {
         .unwrap();
     }
 
-    // 3. reladiff on the same tables.
+    // 4. reladiff on the same tables.
     let Some(bin) = reladiff() else {
         println!("reladiff: not installed (pip install 'reladiff[mysql,postgresql]'); skipped");
         return;
@@ -192,6 +215,7 @@ async fn bench(rows: u64) {
     let pg_url = db.pg_url.replacen("postgres://", "postgresql://", 1);
     let started = Instant::now();
     let mut failed = Vec::new();
+    let mut reladiff_diffs = 0u64;
     for t in 0..TABLES {
         let out = Command::new(&bin)
             .args([
@@ -210,6 +234,7 @@ async fn bench(rows: u64) {
                 "-c",
                 "qty",
                 "--stats",
+                "--json",
             ])
             .output()
             .unwrap();
@@ -223,22 +248,38 @@ async fn bench(rows: u64) {
                     .unwrap_or("")
             ));
         }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if let Some(line) = stdout
-            .lines()
-            .find(|l| l.contains("different") || l.contains("Diff-Percent"))
-        {
-            println!("  reladiff t{t}: {line}");
+        // The JSON stats object (the console may wrap it over several lines).
+        let stdout = String::from_utf8_lossy(&out.stdout).replace('\n', "");
+        let stats = stdout
+            .find('{')
+            .zip(stdout.rfind('}'))
+            .and_then(|(a, b)| serde_json::from_str::<serde_json::Value>(&stdout[a..=b]).ok());
+        match stats {
+            Some(j) => {
+                let n = |k: &str| j[k].as_u64().unwrap_or(0);
+                let d = n("exclusive_A") + n("exclusive_B") + n("updated");
+                reladiff_diffs += d;
+                println!(
+                    "  reladiff t{t}: {} / {} rows, {d} differences",
+                    n("rows_A"),
+                    n("rows_B")
+                );
+            }
+            None => println!("  reladiff t{t}: no stats in its output: {stdout}"),
         }
     }
     let took = started.elapsed();
     let rate = compared as f64 / took.as_secs_f64();
     if failed.is_empty() {
         println!(
-            "reladiff: {compared} rows in {:.2}s = {rate:.0} rows/s",
+            "reladiff: {compared} rows in {:.2}s = {rate:.0} rows/s, {reladiff_diffs} differences \
+             reported on the identical tables",
             took.as_secs_f64()
         );
-        println!("ratio my2pg/reladiff: {:.1}x", my_rate / rate);
+        println!(
+            "ratio my2pg/reladiff (same run): {:.1}x (my2pg {my_rate:.0} rows/s, reladiff {rate:.0} rows/s)",
+            my_rate / rate
+        );
     } else {
         println!("reladiff failed: {}", failed.join("; "));
     }

@@ -272,6 +272,10 @@ pub enum Command {
         /// Seconds to wait for the applier to catch up before each re-check.
         #[arg(long, default_value_t = verifier::DEFAULT_CATCH_UP_TIMEOUT.as_secs(), value_name = "SECS")]
         catch_up_timeout: u64,
+        /// Stream every row of every table instead of comparing chunk checksums in the
+        /// databases first.
+        #[arg(long, env = "MY2PG_VERIFY_NO_PUSHDOWN")]
+        no_pushdown: bool,
     },
     /// Alerting: check the receivers configured in [alerts].
     Alert {
@@ -392,6 +396,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             max_diffs,
             rechecks,
             catch_up_timeout,
+            no_pushdown,
         } => {
             let cfg = load_config(cli.config.as_ref(), &data)?;
             let args = commands::verify::VerifyArgs {
@@ -401,6 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 max_diffs,
                 rechecks,
                 catch_up_timeout_secs: catch_up_timeout,
+                pushdown: !no_pushdown,
             };
             commands::verify::run(&cfg, &args).await
         }

@@ -28,6 +28,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("my2pg_verify_rows_compared_total", "counter"),
     ("my2pg_drift_rows", "gauge"),
     ("my2pg_binlog_runway_seconds", "gauge"),
+    ("my2pg_binlog_distance_bytes", "gauge"),
     ("my2pg_errors_total", "counter"),
     ("my2pg_streaming", "gauge"),
     ("my2pg_build_info", "gauge"),
@@ -333,6 +334,7 @@ async fn metrics_parse_as_prometheus_text_and_every_series_moves() {
     t.verify_rows_compared(1000);
     m.set_drift_rows(&orders, 2);
     m.set_binlog_runway(Some(Duration::from_secs(7200)));
+    m.set_binlog_distance(Some(4096));
     m.error(ErrorKind::TargetTransient);
     m.set_streaming(true);
     m.alert_delivery("oncall", DeliveryOutcome::Delivered);
@@ -407,6 +409,7 @@ async fn metrics_parse_as_prometheus_text_and_every_series_moves() {
     );
     assert_eq!(value(&after, "my2pg_drift_rows", &orders_label), 2.0);
     assert_eq!(value(&after, "my2pg_binlog_runway_seconds", &[]), 7200.0);
+    assert_eq!(value(&after, "my2pg_binlog_distance_bytes", &[]), 4096.0);
     assert_eq!(
         value(
             &after,

@@ -243,8 +243,109 @@ async fn every_stage_shapes_the_copy_and_the_stream() {
          13,paid,5.00,1970-01-01 00:00:00,{\"z\": 0},jsonb",
     )
     .await;
+
+    // Verify reads the source through the same stages: the transformed target is identical,
+    // and the coverage names the column the stages drop.
+    let r = verify_transformed(&cfg).await;
+    let status = |name: &str| {
+        r.tables
+            .iter()
+            .find(|t| t.source_table.ends_with(name))
+            .map(|t| (t.status, t.differences()))
+    };
+    assert_eq!(
+        status(".customers"),
+        Some((verifier::TableStatus::Identical, 0))
+    );
+    assert_eq!(
+        status(".orders"),
+        Some((verifier::TableStatus::Identical, 0))
+    );
+    // The table a stage drops is reported as skipped, not compared.
+    assert_eq!(
+        status(".audit_log"),
+        Some((verifier::TableStatus::Skipped, 0))
+    );
+    assert!(
+        r.coverage
+            .columns_excluded
+            .iter()
+            .any(|c| c.table.ends_with(".customers") && c.column == "ssn"),
+        "{:?}",
+        r.coverage.columns_excluded
+    );
+    assert_eq!(r.exit_code, 0);
+
+    // Changed behind my2pg's back: a masked value, and a row the filter keeps out.
+    p.batch_execute(&format!(
+        "UPDATE \"{s}\".customers SET email = 'plain@example.com' WHERE id = 3;
+         INSERT INTO \"{s}\".orders (id, customer_id, status, total, created_epoch, meta)
+           VALUES (10, 1, 'test', 12.50, '2023-11-14 22:13:20', '{{}}');"
+    ))
+    .await
+    .unwrap();
+    let r = verify_transformed(&cfg).await;
+    let customers = r
+        .tables
+        .iter()
+        .find(|t| t.source_table.ends_with(".customers"))
+        .unwrap();
+    assert_eq!(
+        (
+            customers.differing,
+            customers.missing_in_target,
+            customers.extra_in_target
+        ),
+        (1, 0, 0)
+    );
+    let cols: Vec<&str> = customers.diffs[0]
+        .columns
+        .iter()
+        .map(|c| c.column.as_str())
+        .collect();
+    assert_eq!(cols, ["email"]);
+    assert_eq!(
+        customers.diffs[0].columns[0].source.as_deref(),
+        Some(masked("cy@example.com").as_str())
+    );
+    let orders = r
+        .tables
+        .iter()
+        .find(|t| t.source_table.ends_with(".orders"))
+        .unwrap();
+    assert_eq!(
+        (
+            orders.differing,
+            orders.missing_in_target,
+            orders.extra_in_target
+        ),
+        (0, 0, 1)
+    );
+    assert_eq!(r.exit_code, 1);
     stop_tx.send(true).unwrap();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
+/// `my2pg verify` in-process, with the configuration's transform stages.
+async fn verify_transformed(cfg: &my2pg::config::Config) -> verifier::Report {
+    let (tables, missing) = my2pg::commands::verify::source_tables(cfg, &[])
+        .await
+        .unwrap();
+    let prepared = my2pg::commands::verify::prepare(cfg, &tables, &missing).unwrap();
+    let opts = verifier::VerifyOptions {
+        max_diffs: 100,
+        catch_up_timeout: Duration::from_secs(30),
+        pipeline: cfg.sync.pipeline.clone(),
+        ..verifier::VerifyOptions::default()
+    };
+    verifier::verify(
+        &cfg.source_options().unwrap(),
+        &cfg.target_options().unwrap(),
+        prepared,
+        &opts,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,9 @@
 //! `my2pg verify` against real servers: no false positive after sync on any type, every injected
 //! difference found exactly once (and the equal-value spellings not at all), bad input named in
 //! the report, lag not reported as drift while sync runs, a change behind my2pg's back found.
+//! The same for the chunk-checksum path (`pushdown`): every type it pushes down, identical data
+//! never reported, each injected difference found once and the same as by streaming, the
+//! path of every table named in the report.
 
 mod common;
 
@@ -13,7 +16,7 @@ use my2pg::config::Config;
 use my2pg::harness;
 use my2pg::sync::{self, Exit, SyncOptions};
 use verifier::compare::DiffKind;
-use verifier::{Report, TableStatus, VerifyOptions};
+use verifier::{ComparePath, Report, TableStatus, VerifyOptions};
 
 async fn pg(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -31,6 +34,11 @@ async fn pg_exec(pg: &tokio_postgres::Client, sql: &str) {
 
 /// Runs verify in-process the way the command does.
 async fn verify(cfg: &Config, rechecks: u32) -> Report {
+    verify_with(cfg, rechecks, true).await
+}
+
+/// [`verify`] with the pushdown path on or off.
+async fn verify_with(cfg: &Config, rechecks: u32, pushdown: bool) -> Report {
     let (tables, missing) = my2pg::commands::verify::source_tables(cfg, &[])
         .await
         .unwrap();
@@ -40,6 +48,7 @@ async fn verify(cfg: &Config, rechecks: u32) -> Report {
         max_diffs: 1000,
         catch_up_timeout: Duration::from_secs(30),
         pipeline: cfg.sync.pipeline.clone(),
+        pushdown,
         ..VerifyOptions::default()
     };
     verifier::verify(
@@ -134,6 +143,17 @@ async fn every_type_after_sync_is_identical() {
     assert_eq!(table(&r, "t_all").rows_compared, 3);
     assert_eq!(table(&r, "t_keys").rows_compared, 10);
     assert_eq!(table(&r, "t_dtkey").rows_compared, 3);
+    // Floats, JSON and geometry stream; a date/decimal key has no integer column to chunk by;
+    // a composite key with an integer column is pushed down (its chunks ignore the collation).
+    let t_all = table(&r, "t_all");
+    assert_eq!(t_all.path, ComparePath::Streaming);
+    assert!(
+        t_all.path_reason.as_deref().unwrap().contains("float"),
+        "{:?}",
+        t_all.path_reason
+    );
+    assert_eq!(table(&r, "t_dtkey").path, ComparePath::Streaming);
+    assert_eq!(table(&r, "t_keys").path, ComparePath::Pushdown);
     // The JSON report is stable: the documented top-level keys.
     let j = serde_json::to_value(&r).unwrap();
     for k in [
@@ -615,4 +635,291 @@ fn verify_config_section() {
         Config::load_with_env(Some(&path), &my2pg::config::Overrides::default(), &|_| None)
             .is_err()
     );
+}
+
+/// Every type the pushdown path handles, with its awkward values: integer extremes (and keys at
+/// both ends of BIGINT, so chunk arithmetic meets its limits), DECIMAL(65,30), NULL and '',
+/// CHAR, ascii/utf8mb3/case-insensitive text, zero-padded BINARY, dates at the ends of the
+/// calendar, fractional DATETIME/TIMESTAMP/TIME of every precision, negative TIME, YEAR
+/// limits, ENUM, SET, BIT, booleans; a BIGINT UNSIGNED key (numeric on the target) and a
+/// composite key whose string part is case-insensitive.
+const PUSHDOWN_TYPES: &[&str] = &[
+    "CREATE TABLE t_push (
+        id BIGINT PRIMARY KEY, ti TINYINT, si SMALLINT UNSIGNED, mi MEDIUMINT, iu INT UNSIGNED,
+        bu BIGINT UNSIGNED, bi BIGINT, d DECIMAL(12,2), dbig DECIMAL(65,30), d0 DECIMAL(10,0),
+        c CHAR(6), vc VARCHAR(40), tx TEXT, a1 VARCHAR(10) CHARACTER SET ascii,
+        m3 VARCHAR(10) CHARACTER SET utf8mb3, vci VARCHAR(10) COLLATE utf8mb4_general_ci,
+        bn BINARY(4), vb VARBINARY(10), bl BLOB, dt DATE, dt0 DATETIME, dt6 DATETIME(6),
+        dt3 DATETIME(3), ts TIMESTAMP(3) NULL, ts0 TIMESTAMP NULL, tm TIME(6), tm0 TIME, y YEAR,
+        e ENUM('small','large'), s SET('x','y','z'), bt BIT(5), b1 BIT(1), bo TINYINT(1))",
+    "INSERT INTO t_push VALUES
+        (-9223372036854775808, -128, 65535, -8388608, 4294967295, 18446744073709551615,
+         -9223372036854775808, -1234567890.12,
+         12345678901234567890123456789012345.123456789012345678901234567890, -9999999999,
+         'ab', '', 'caf\u{e9} \u{e0}', 'asc', '\u{e9}\u{20ac}', 'MiXeD', 'a', 'xyz', X'00FF00',
+         '0001-01-01', '1000-01-01 00:00:00', '2024-01-01 00:00:00.000001',
+         '2024-01-01 00:00:00.100', '2038-01-01 00:00:00.999', '1970-01-01 00:00:01',
+         '-838:59:59.000000', '-00:00:01', 1901, 'small', 'x,z', b'10101', b'1', 1),
+        (9223372036854775807, 127, 0, 8388607, 0, 0, 9223372036854775807, 0.5,
+         -0.000000000000000000000000000001, 0, 'zzzzzz', 'x y ', 'multi\nline', '', '', '',
+         X'01020304', '', '', '9999-12-31', '9999-12-31 23:59:59', '1970-01-01 00:00:00.5',
+         '2000-02-29 12:00:00.000', '1980-01-01 00:00:01', '2038-01-19 03:14:07',
+         '838:59:59.999999', '00:00:00', 2155, 'large', '', b'0', b'0', 0),
+        (0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL),
+        (-1, 0, 1, -1, 1, 1, -1, -0.01, 1, 1, ' a', ' ', '|N|', 'N', '1:', ':', X'00000000',
+         X'00', X'7C', '2024-02-29', '2024-01-01 00:00:00', '2024-01-01 00:00:00.000000',
+         '2024-01-01 00:00:00.000', '2024-01-01 00:00:00.000', '2024-01-01 00:00:00',
+         '-00:00:00.000001', '00:00:01', 2000, 'large', 'y', b'00001', b'1', 0)",
+    "INSERT INTO t_push (id, vc, d) SELECT seq, CONCAT('row ', seq), seq / 7 FROM seq_1_to_2500",
+    "CREATE TABLE t_ukey (k BIGINT UNSIGNED PRIMARY KEY, v VARCHAR(10))",
+    "INSERT INTO t_ukey VALUES (0, 'zero'), (5, 'five'), (18446744073709551615, 'max')",
+    "CREATE TABLE t_cik (k VARCHAR(10) COLLATE utf8mb4_general_ci, n INT, v INT,
+        PRIMARY KEY (k, n))",
+    "INSERT INTO t_cik VALUES ('Key1', 1, 1), ('key2', 2, 2), ('KEY3', 3, 3), ('\u{e9}', 4, 4),
+        ('E', 5, 5)",
+    "CREATE TABLE t_masked (id INT PRIMARY KEY, email VARCHAR(40))",
+    "INSERT INTO t_masked VALUES (1, 'a@example.com'), (2, NULL)",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_never_reports_identical_data_of_any_type() {
+    let db = harness::shared().fresh("verify_push_types").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    for sql in PUSHDOWN_TYPES {
+        exec(&mut c, sql).await;
+    }
+    let mut cfg = sync_config(&db);
+    // A masked column is computed in my2pg: that table must stream.
+    cfg.transforms = vec![
+        toml::from_str::<transform::TransformConfig>(
+            "kind = \"mask\"\ntable = \"*.t_masked\"\ncolumns = [\"email\"]\nwith = \"null\"",
+        )
+        .unwrap(),
+    ];
+    copy(&cfg).await;
+    let r = verify(&cfg, 0).await;
+    assert_eq!(r.result, "identical", "{}", r.render_text());
+    let masked = table(&r, "t_masked");
+    assert_eq!(masked.path, ComparePath::Streaming);
+    assert!(
+        masked.path_reason.as_deref().unwrap().contains("transform"),
+        "{:?}",
+        masked.path_reason
+    );
+    for name in ["t_push", "t_ukey", "t_cik"] {
+        let t = table(&r, name);
+        assert_eq!(t.path, ComparePath::Pushdown, "{name}: {:?}", t.path_reason);
+        assert_eq!(t.chunks_restreamed, 0, "{name}: {}", r.render_text());
+        assert!(t.chunks >= 1, "{name}");
+    }
+    assert_eq!(table(&r, "t_push").rows_compared, 2504);
+    assert_eq!(table(&r, "t_ukey").rows_compared, 3);
+    // The path of each table, in the coverage section and the JSON report.
+    let j = serde_json::to_value(&r).unwrap();
+    let paths = j["coverage"]["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 4, "{j}");
+    for p in paths {
+        let streams = p["table"].as_str().unwrap().ends_with(".t_masked");
+        assert_eq!(
+            p["path"],
+            if streams { "streaming" } else { "pushdown" },
+            "{p}"
+        );
+        assert_eq!(p["reason"].is_null(), !streams, "{p}");
+    }
+    for t in j["tables"].as_array().unwrap() {
+        if t["source_table"].as_str().unwrap().ends_with(".t_masked") {
+            assert_eq!(t["path"], "streaming", "{t}");
+            assert_eq!(t["chunks"], 0, "{t}");
+            continue;
+        }
+        assert_eq!(t["path"], "pushdown", "{t}");
+        assert!(t["path_reason"].is_null(), "{t}");
+        assert!(t["chunks"].as_u64().unwrap() >= 1, "{t}");
+    }
+    let text = r.render_text();
+    assert!(text.contains("chunk checksums in the databases"), "{text}");
+    assert!(text.contains("every row streamed: a transform"), "{text}");
+    // The streaming path agrees, and names why it streamed.
+    let r = verify_with(&cfg, 0, false).await;
+    assert_eq!(r.result, "identical", "{}", r.render_text());
+    let t = table(&r, "t_push");
+    assert_eq!(t.path, ComparePath::Streaming);
+    assert_eq!(t.path_reason.as_deref(), Some("pushdown turned off"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_finds_each_injected_difference_exactly_once() {
+    let db = harness::shared().fresh("verify_push_inject").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, i INT, bu BIGINT UNSIGNED, d DECIMAL(12,2),
+            c CHAR(5), vc VARCHAR(20), tx TEXT, b VARBINARY(10), dt DATE, dtt DATETIME(6),
+            dt0 DATETIME, ts TIMESTAMP(6) NULL, tm TIME(6), y YEAR, e ENUM('a','b'),
+            s SET('x','y'), bt BIT(5), bo TINYINT(1), b1 BIT(1),
+            ci VARCHAR(10) COLLATE utf8mb4_general_ci)",
+    )
+    .await;
+    // 60,000 rows: chunks of 10,000, so the differences below fall into a few chunks only.
+    exec(
+        &mut c,
+        "INSERT INTO t SELECT seq, seq * 10, seq * 1000000000, seq + 0.5, CONCAT('c', seq MOD 1000),
+            CONCAT('v', seq), CONCAT('text ', seq), UNHEX(LPAD(HEX(seq), 6, '0')),
+            DATE '2024-01-01' + INTERVAL (seq MOD 3000) DAY,
+            TIMESTAMP '2024-01-01 10:00:00.123456' + INTERVAL seq SECOND,
+            TIMESTAMP '2024-01-01 10:00:00' + INTERVAL seq MINUTE,
+            TIMESTAMP '2024-06-01 10:00:00.654321' + INTERVAL seq SECOND,
+            SEC_TO_TIME(seq * 40 + 0.25), 1901 + seq MOD 254, IF(seq % 2, 'a', 'b'),
+            IF(seq % 2, 'x', 'x,y'), seq % 32, seq % 2, (seq + 1) % 2, CONCAT('k', seq)
+         FROM seq_1_to_60000",
+    )
+    .await;
+    exec(&mut c, "UPDATE t SET vc = '' WHERE id = 30001").await;
+    exec(
+        &mut c,
+        "CREATE TABLE t_cik (k VARCHAR(10) COLLATE utf8mb4_general_ci, n INT, v INT,
+            PRIMARY KEY (k, n))",
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO t_cik VALUES ('Key1', 1, 1), ('key2', 2, 2), ('KEY3', 3, 3)",
+    )
+    .await;
+    let cfg = sync_config(&db);
+    copy(&cfg).await;
+    let r = verify(&cfg, 0).await;
+    assert_eq!(r.result, "identical", "{}", r.render_text());
+    assert_eq!(table(&r, "t").path, ComparePath::Pushdown);
+
+    let p = pg(&db.pg_url).await;
+    let s = &db.name;
+    // One changed value per pushed-down type (chunk 0), then the subtle ones (chunk 3).
+    let changes: &[(i64, &str, &str)] = &[
+        (1, "i", "i + 1"),
+        (2, "bu", "bu + 1"),
+        (3, "d", "d + 0.01"),
+        (4, "c", "'zz'"),
+        (5, "vc", "vc || 'x'"),
+        (6, "tx", "tx || 'x'"),
+        (7, "b", "b || '\\x00'::bytea"),
+        (8, "dt", "dt + 1"),
+        (9, "dtt", "dtt + interval '1 second'"),
+        (10, "dt0", "dt0 + interval '1 second'"),
+        (11, "ts", "ts + interval '1 second'"),
+        (12, "tm", "tm + interval '1 second'"),
+        (13, "y", "y + 1"),
+        (14, "e", "CASE e WHEN 'a' THEN 'b' ELSE 'a' END"),
+        (15, "s", "ARRAY['y']"),
+        (16, "bt", "B'11111'"),
+        (17, "bo", "NOT bo"),
+        (18, "b1", "NOT b1"),
+        (19, "ci", "upper(ci)"),
+        // NULL vs empty string (the source holds '' in row 30001).
+        (30001, "vc", "NULL"),
+        // CHAR trailing space: the source CHAR reads back without it.
+        (30002, "c", "c || ' '"),
+        // Off by one microsecond.
+        (30003, "dtt", "dtt + interval '1 microsecond'"),
+        (30004, "ts", "ts + interval '1 microsecond'"),
+        (30005, "tm", "tm + interval '1 microsecond'"),
+    ];
+    for (id, col, expr) in changes {
+        pg_exec(
+            &p,
+            &format!("UPDATE {s}.t SET {col} = {expr} WHERE id = {id}"),
+        )
+        .await;
+    }
+    // Same values written again or spelled differently: not reported.
+    pg_exec(
+        &p,
+        &format!(
+            "UPDATE {s}.t SET d = d * 1.000, tm = tm + interval '0', dtt = dtt + interval '0' \
+             WHERE id = 30010"
+        ),
+    )
+    .await;
+    // A row missing in the target; extra rows in a chunk the source lacks and below the
+    // source's smallest key (chunk 0 under truncating division).
+    pg_exec(&p, &format!("DELETE FROM {s}.t WHERE id = 30020")).await;
+    for id in [1_000_000, -5] {
+        pg_exec(
+            &p,
+            &format!(
+                "INSERT INTO {s}.t SELECT {id}, i, bu, d, c, vc, tx, b, dt, dtt, dt0, ts, tm, y, \
+                 e, s, bt, bo, b1, ci FROM {s}.t WHERE id = 30021"
+            ),
+        )
+        .await;
+    }
+    // A key that differs only in case (equal under the source's collation).
+    pg_exec(
+        &p,
+        &format!("UPDATE {s}.t_cik SET k = 'key1' WHERE k = 'Key1'"),
+    )
+    .await;
+
+    let mut expected: BTreeSet<(String, DiffKind, Vec<String>)> = changes
+        .iter()
+        .map(|(id, col, _)| (id.to_string(), DiffKind::Differing, vec![(*col).to_owned()]))
+        .collect();
+    expected.insert(("30020".into(), DiffKind::MissingInTarget, vec![]));
+    expected.insert(("1000000".into(), DiffKind::ExtraInTarget, vec![]));
+    expected.insert(("-5".into(), DiffKind::ExtraInTarget, vec![]));
+    for pushdown in [true, false] {
+        let r = verify_with(&cfg, 0, pushdown).await;
+        assert_eq!(r.exit_code, 1, "{}", r.render_text());
+        let t = table(&r, "t");
+        let found: BTreeSet<(String, DiffKind, Vec<String>)> = t
+            .diffs
+            .iter()
+            .map(|d| {
+                (
+                    d.key[0].1.clone().unwrap(),
+                    d.kind,
+                    if d.kind == DiffKind::Differing {
+                        d.columns.iter().map(|c| c.column.clone()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(found, expected, "pushdown {pushdown}: {}", r.render_text());
+        assert_eq!(
+            t.diffs.len(),
+            expected.len(),
+            "each difference exactly once"
+        );
+        assert_eq!(t.differing, changes.len() as u64);
+        assert_eq!((t.missing_in_target, t.extra_in_target), (1, 2));
+        assert_eq!((t.source_rows, t.target_rows), (60_000, 60_001));
+        let null_row = t
+            .diffs
+            .iter()
+            .find(|d| d.key[0].1.as_deref() == Some("30001"))
+            .unwrap();
+        assert_eq!(null_row.columns[0].source.as_deref(), Some(""));
+        assert_eq!(null_row.columns[0].target, None);
+        let ci = table(&r, "t_cik");
+        assert_eq!(
+            (ci.missing_in_target, ci.extra_in_target, ci.differing),
+            (1, 1, 0),
+            "{}",
+            r.render_text()
+        );
+        if pushdown {
+            assert_eq!(t.path, ComparePath::Pushdown);
+            assert_eq!(ci.path, ComparePath::Pushdown);
+            // Chunks 0 (ids -9999..9999), 3 and the target-only chunk 100: only those streamed.
+            assert_eq!(t.chunks_restreamed, 3, "{}", r.render_text());
+            assert!(t.chunks >= 8, "{}", t.chunks);
+        } else {
+            assert_eq!(t.path, ComparePath::Streaming);
+        }
+    }
 }

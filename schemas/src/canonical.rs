@@ -69,9 +69,9 @@ pub fn encode(v: &PgValue, out: &mut Vec<u8>) {
             out.push(T_BOOL);
             out.push(u8::from(*b));
         }
-        PgValue::Int2(i) => number(out, &i.to_string()),
-        PgValue::Int4(i) => number(out, &i.to_string()),
-        PgValue::Int8(i) => number(out, &i.to_string()),
+        PgValue::Int2(i) => integer(out, i64::from(*i)),
+        PgValue::Int4(i) => integer(out, i64::from(*i)),
+        PgValue::Int8(i) => integer(out, *i),
         PgValue::Numeric(Numeric::Value(d)) => number(out, d.as_str()),
         PgValue::Numeric(special) => {
             out.push(T_NUMBER);
@@ -185,6 +185,48 @@ fn float(out: &mut Vec<u8>, f: f64) {
     out.extend_from_slice(&f.to_bits().to_be_bytes());
 }
 
+/// [`number`] of an integer without formatting it through a `String` (the verifier encodes
+/// every integer of every row): the same bytes as `canonical_number(&v.to_string())`, which
+/// the property tests check.
+fn integer(out: &mut Vec<u8>, v: i64) {
+    out.push(T_NUMBER);
+    if v == 0 {
+        put_bytes(out, b"0");
+        return;
+    }
+    // Decimal digits, least significant first.
+    let mut rev = [0u8; 20];
+    let mut n = 0;
+    let mut u = v.unsigned_abs();
+    while u > 0 {
+        rev[n] = b'0' + (u % 10) as u8;
+        u /= 10;
+        n += 1;
+    }
+    let zeros = rev.iter().take_while(|&&d| d == b'0').count();
+    // [-]0.DIGITSeN: at most 1 + 2 + 19 + 1 + 2 bytes.
+    let mut text = [0u8; 32];
+    let mut len = 0;
+    let mut push = |b: u8| {
+        text[len] = b;
+        len += 1;
+    };
+    if v < 0 {
+        push(b'-');
+    }
+    push(b'0');
+    push(b'.');
+    for &d in rev[zeros..n].iter().rev() {
+        push(d);
+    }
+    push(b'e');
+    if n >= 10 {
+        push(b'0' + (n / 10) as u8);
+    }
+    push(b'0' + (n % 10) as u8);
+    put_bytes(out, &text[..len]);
+}
+
 fn number(out: &mut Vec<u8>, text: &str) {
     out.push(T_NUMBER);
     put_bytes(out, canonical_number(text).as_bytes());
@@ -295,6 +337,26 @@ mod tests {
     }
 
     #[test]
+    fn integer_edges_encode_as_their_decimal_text() {
+        for v in [
+            0,
+            1,
+            -1,
+            10,
+            -100,
+            1_000_000,
+            i64::MAX,
+            i64::MIN,
+            120,
+            9_000_000_000_000_000_000,
+        ] {
+            let mut slow = Vec::new();
+            number(&mut slow, &v.to_string());
+            assert_eq!(canonical_bytes(&PgValue::Int8(v)), slow, "{v}");
+        }
+    }
+
+    #[test]
     fn float_zero_sign_and_nan_are_one_value() {
         assert_eq!(
             canonical_bytes(&PgValue::Float8(-0.0)),
@@ -388,6 +450,19 @@ mod tests {
                 canonical_bytes(&PgValue::Int8(a)),
                 canonical_bytes(&num(&a.to_string()))
             );
+        }
+
+        #[test]
+        fn integer_fast_path_is_the_decimal_encoding(a in any::<i64>(), b in any::<i32>(), c in any::<i16>()) {
+            for (v, text) in [
+                (PgValue::Int8(a), a.to_string()),
+                (PgValue::Int4(b), b.to_string()),
+                (PgValue::Int2(c), c.to_string()),
+            ] {
+                let mut slow = Vec::new();
+                number(&mut slow, &text);
+                prop_assert_eq!(canonical_bytes(&v), slow);
+            }
         }
 
         #[test]

@@ -397,6 +397,7 @@ pub async fn run(size: Size, keep: bool, seconds: Option<u64>) -> Result<u8> {
     ));
 
     if keep {
+        let server = crate::http::serve(&cfg.http, metrics.clone(), health.clone()).await?;
         say("");
         say("--keep: the servers and sync keep running until Ctrl-C. Try, in another terminal:");
         say(&format!(
@@ -413,7 +414,7 @@ pub async fn run(size: Size, keep: bool, seconds: Option<u64>) -> Result<u8> {
         ));
         say(&format!(
             "  curl -s http://{}/metrics | grep my2pg_",
-            cfg.http.listen
+            server.local_addr()
         ));
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -424,6 +425,7 @@ pub async fn run(size: Size, keep: bool, seconds: Option<u64>) -> Result<u8> {
                 }
             } => { let () = r; }
         }
+        let _ = server.shutdown().await;
     }
     let _ = stop_tx.send(true);
     let exit = sync_task.await.context("sync task")??;
@@ -537,6 +539,7 @@ async fn verify_shop(cfg: &Config) -> Result<VerifyOutcome> {
         catch_up_timeout: Duration::from_secs(30),
         max_rows_per_second: None,
         record: true,
+        pushdown: true,
     };
     let report = verifier::verify(
         &cfg.source_options()?,

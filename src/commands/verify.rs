@@ -29,6 +29,8 @@ pub struct VerifyArgs {
     pub rechecks: u32,
     /// Seconds to wait for the applier to catch up before a re-check.
     pub catch_up_timeout_secs: u64,
+    /// Chunk checksums in the databases where a table allows it (`--no-pushdown`: off).
+    pub pushdown: bool,
 }
 
 /// Reads the selected tables (or the named ones), returning the schemas and the names that do
@@ -97,6 +99,7 @@ pub async fn run(cfg: &Config, args: &VerifyArgs) -> Result<u8> {
         catch_up_timeout: Duration::from_secs(args.catch_up_timeout_secs),
         max_rows_per_second: None,
         record: true,
+        pushdown: args.pushdown,
     };
     let report = verifier::verify(&source, &target, prepared, &opts).await?;
     match args.format {

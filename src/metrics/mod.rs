@@ -104,6 +104,7 @@ struct Inner {
     verify_compared: IntCounterVec,
     drift_rows: IntGaugeVec,
     binlog_runway: Gauge,
+    binlog_distance: Gauge,
     errors: IntCounterVec,
     streaming: IntGauge,
     alert_deliveries: IntCounterVec,
@@ -283,6 +284,11 @@ impl Metrics {
             "Seconds until the source would purge the binlog file holding the checkpoint under \
              its expiry setting. +Inf when the source never purges, NaN until measured.",
         )?;
+        let binlog_distance = r.gauge(
+            "my2pg_binlog_distance_bytes",
+            "Binlog bytes between the checkpoint and the source's current position. NaN until \
+             measured.",
+        )?;
         let errors = r.counter_vec(
             "my2pg_errors_total",
             "Errors by kind; *_transient ones were retried, *_definite ones stopped the \
@@ -324,6 +330,7 @@ impl Metrics {
             g.set(f64::NAN);
         }
         binlog_runway.set(f64::NAN);
+        binlog_distance.set(f64::NAN);
         Ok(Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -339,6 +346,7 @@ impl Metrics {
                 verify_compared,
                 drift_rows,
                 binlog_runway,
+                binlog_distance,
                 errors,
                 streaming,
                 alert_deliveries,
@@ -565,6 +573,22 @@ impl Metrics {
             .store(secs.to_bits(), Ordering::Relaxed);
     }
 
+    /// Sets the binlog bytes between the checkpoint and the source's position (`None`:
+    /// unknown).
+    pub fn set_binlog_distance(&self, bytes: Option<u64>) {
+        self.inner
+            .binlog_distance
+            .set(bytes.map_or(f64::NAN, |b| b as f64));
+    }
+
+    /// Commit time of the newest applied source event, `None` before the first.
+    pub fn last_event_time(&self) -> Option<SystemTime> {
+        match self.inner.last_event_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(UNIX_EPOCH + Duration::from_nanos(nanos)),
+        }
+    }
+
     /// The binlog runway in seconds (`+Inf`: never purged), `None` when unknown.
     pub fn binlog_runway_seconds(&self) -> Option<f64> {
         let s = f64::from_bits(self.inner.runway_bits.load(Ordering::Relaxed));
@@ -587,6 +611,16 @@ impl Metrics {
     /// Whether the pipeline is streaming from the binlog (`my2pg_streaming`).
     pub fn set_streaming(&self, streaming: bool) {
         self.inner.streaming.set(i64::from(streaming));
+    }
+
+    /// Whether the pipeline is streaming.
+    pub fn is_streaming(&self) -> bool {
+        self.inner.streaming.get() == 1
+    }
+
+    /// Whether lag comes from heartbeats (else from [`Metrics::set_estimated_lag`]).
+    pub fn heartbeats_on(&self) -> bool {
+        lock(&self.inner.lag).heartbeat_interval.is_some()
     }
 
     /// Creates a receiver's delivery series at zero (so a receiver that never fails still

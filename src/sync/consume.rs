@@ -96,7 +96,7 @@ async fn run_once(ctx: &SyncContext, mut stop: watch::Receiver<bool>) -> Result<
     {
         let pg = ctx.target.connect().await?;
         for t in copies(ctx, &tables)? {
-            super::snapshot::ensure_table(ctx, &pg, &t).await?;
+            super::snapshot::ensure_table(ctx, &pg, &t, super::snapshot::WriteMode::Upsert).await?;
         }
     }
     for t in super::outputs(ctx, &tables)? {

@@ -22,6 +22,7 @@
 pub mod consume;
 pub mod heartbeat;
 pub mod publish;
+pub mod runway;
 pub mod snapshot;
 pub mod verify_loop;
 
@@ -72,6 +73,10 @@ pub struct SyncContext {
     pub verify: crate::config::VerifyConfig,
     /// `[kafka]`: the Kafka path.
     pub kafka: crate::config::KafkaConfig,
+    /// The reader's record of binlog file times (for the runway).
+    pub clock: cdc_reader::binlog::clock::BinlogClock,
+    /// The position a restart resumes from (for the runway).
+    pub tracker: Arc<runway::Tracker>,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -160,6 +165,8 @@ pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncCon
         transforms,
         verify: cfg.verify.clone(),
         kafka: cfg.kafka.clone(),
+        clock: Default::default(),
+        tracker: Default::default(),
     })
 }
 
@@ -306,6 +313,19 @@ pub(crate) fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
 /// Runs the pipeline until stopped: retries transient errors with backoff, returns definite
 /// ones.
 pub async fn run(ctx: SyncContext, opts: SyncOptions, stop: watch::Receiver<bool>) -> Result<Exit> {
+    // The binlog runway (and the lag estimate without heartbeats), for the whole run: it
+    // matters most while the pipeline is down or copying.
+    let watcher = tokio::spawn(runway::run(ctx.clone(), stop.clone()));
+    let result = run_pipeline(ctx, opts, stop).await;
+    watcher.abort();
+    result
+}
+
+async fn run_pipeline(
+    ctx: SyncContext,
+    opts: SyncOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<Exit> {
     let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
     let mut backoff = Duration::from_millis(500);
     let mut opts = opts;
@@ -428,6 +448,7 @@ async fn run_once(
                     p
                 }
             };
+            ctx.tracker.set_resume(&start);
             info!(position = %start, tables = tables.len(), "copying the selected tables");
             snapshot::copy_tables(ctx, copies(ctx, &tables)?, WriteMode::Copy).await?;
             let end = {
@@ -452,6 +473,7 @@ async fn run_once(
             info!(start = %start, end = %end, "copy finished; streaming replays from its start");
         }
         Some(cp) => {
+            ctx.tracker.set_resume(&cp);
             // Tables new to the selection, and tables to copy again, are copied while the
             // applier keeps its position (see the snapshot module for why that is exact).
             let mut again = Vec::new();
@@ -574,6 +596,7 @@ async fn stream(
     });
     let mut config = StreamConfig::new(selection);
     config.server_id = ctx.sync.server_id;
+    config.clock = ctx.clock.clone();
     // Memory: the channel holds at most `channel_capacity` fragments; sizing fragments from the
     // batch budget keeps a huge source transaction within about twice `batch_bytes` (channel
     // plus the batch being applied) instead of capacity × the reader's default fragment size.
@@ -722,6 +745,9 @@ async fn apply_loop(
         }
         if let Some(hb) = outcome.heartbeat {
             ctx.metrics.heartbeat_applied(hb, now);
+        }
+        if let Some(cp) = applier.checkpoint() {
+            ctx.tracker.set_resume(cp);
         }
         if let (Some(end), Some(cp)) = (deferred_end.as_ref(), applier.checkpoint())
             && snapshot::run_deferred_ddl(applier.client(), &ctx.pipeline, cp, end).await?

@@ -18,10 +18,11 @@
 //! the rows on which the two servers' orders disagree, plus the real differences); ordering
 //! is a memory optimisation, never a correctness assumption.
 //!
-//! **Bisection.** Chunk checksums with bisection exist to avoid moving rows when hashing runs
-//! inside the databases. Here every row is streamed and hashed in my2pg (the always-correct
-//! path the design asks for), so the "bisection" bottoms out immediately: the unit compared is
-//! the row, and differing rows are known without a second pass.
+//! **Bisection.** Chunk checksums computed inside the databases ([`crate::pushdown`]) avoid
+//! moving the rows of equal chunks; a chunk whose checksums differ comes here, streamed
+//! whole, so the "bisection" bottoms out after one level: the unit compared is the row, and
+//! differing rows are named without further rounds. Tables the pushdown cannot handle come
+//! here whole.
 
 use std::collections::HashMap;
 

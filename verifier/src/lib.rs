@@ -11,11 +11,17 @@
 //! re-checking after the applier's checkpoint passes the source position of the comparison
 //! ([`table`]).
 //!
-//! Modules: [`compare`] (the merge), [`read`] (the two row streams), [`table`] (one table:
-//! preconditions, rounds), [`report`] (the report and its stable JSON).
+//! Where the table allows it, chunk checksums computed inside both databases ([`pushdown`])
+//! compare most of the table without moving rows; the chunks whose checksums differ are
+//! compared row by row as above, so differences are reported exactly the same way.
+//!
+//! Modules: [`compare`] (the merge), [`read`] (the two row streams), [`pushdown`] (chunk
+//! checksums in SQL and their per-type text forms), [`table`] (one table: preconditions,
+//! path, rounds), [`report`] (the report and its stable JSON).
 
 pub mod compare;
 pub mod error;
+pub mod pushdown;
 pub mod read;
 pub mod report;
 pub mod table;
@@ -29,7 +35,7 @@ use schemas::mapping::{MappingOptions, map_table};
 use schemas::{TableId, TableSchema};
 
 pub use error::{Result, VerifyError};
-pub use report::{Report, TableReport, TableStatus};
+pub use report::{ComparePath, Report, TableReport, TableStatus};
 pub use table::TableJob;
 
 use report::{ExcludedColumn, Problem};
@@ -61,6 +67,9 @@ pub struct VerifyOptions {
     pub max_rows_per_second: Option<u64>,
     /// Store per-table results in `my2pg.verify_result` (when the state schema exists).
     pub record: bool,
+    /// Compare chunk checksums inside the databases where the table allows it
+    /// ([`pushdown`]), streaming only differing chunks; `false`: stream every row.
+    pub pushdown: bool,
 }
 
 impl Default for VerifyOptions {
@@ -73,6 +82,7 @@ impl Default for VerifyOptions {
             catch_up_timeout: DEFAULT_CATCH_UP_TIMEOUT,
             max_rows_per_second: None,
             record: true,
+            pushdown: true,
         }
     }
 }

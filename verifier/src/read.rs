@@ -59,14 +59,17 @@ fn source_q(what: String) -> impl FnOnce(mysql_async::Error) -> VerifyError {
 }
 
 /// Streams every source row of `input` (in one consistent snapshot, ordered by its key)
-/// through `plan` and `mapping`. Returns the source position read right after the snapshot
+/// through `plan` and `mapping`; only the rows matching `filter` (a `WHERE` condition on the
+/// source columns) when given. Returns the source position read right after the snapshot
 /// ended when `want_position` (the point a concurrent applier must pass before a difference
 /// can be called drift).
+#[allow(clippy::too_many_arguments)]
 pub async fn stream_source(
     opts: cdc_reader::SourceOptions,
     input: Arc<TableSchema>,
     plan: Arc<transform::TablePlan>,
     mapping: Arc<TableMapping>,
+    filter: Option<String>,
     out: mpsc::Sender<Batch>,
     rate: Option<u64>,
     want_position: bool,
@@ -92,9 +95,10 @@ pub async fn stream_source(
         format!(" ORDER BY {}", order.join(", "))
     };
     let sql = format!(
-        "SELECT {} FROM {}{order}",
+        "SELECT {} FROM {}{}{order}",
         select_list(&input),
-        quote_table(&input.id)
+        quote_table(&input.id),
+        filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
     );
     let what = format!("reading {}", input.id);
     let mut throttle = Throttle::new(rate);
@@ -163,17 +167,20 @@ fn target_order(m: &TableMapping) -> String {
     }
 }
 
-/// Streams every target row of `mapping`'s table (one binary COPY, ordered by key).
+/// Streams every target row of `mapping`'s table (one binary COPY, ordered by key); only the
+/// rows matching `filter` (a `WHERE` condition on the target columns) when given.
 pub async fn stream_target(
     client: Arc<Client>,
     mapping: Arc<TableMapping>,
+    filter: Option<String>,
     out: mpsc::Sender<Batch>,
     rate: Option<u64>,
 ) -> Result<()> {
     let sql = format!(
-        "COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {}{}{}) TO STDOUT (FORMAT binary)",
         sink::binary::column_list(&mapping),
         mapping.target.quoted(),
+        filter.map(|f| format!(" WHERE {f}")).unwrap_or_default(),
         target_order(&mapping)
     );
     let what = || format!("reading {} with COPY", mapping.target);

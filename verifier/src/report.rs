@@ -26,6 +26,16 @@ pub enum TableStatus {
     Skipped,
 }
 
+/// How a table was compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparePath {
+    /// Chunk checksums computed in both databases; differing chunks compared row by row.
+    Pushdown,
+    /// Every row streamed from both sides and compared in my2pg.
+    Streaming,
+}
+
 /// One column of a differing row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ColumnDiff {
@@ -96,6 +106,14 @@ pub struct TableReport {
     pub problem: Option<Problem>,
     /// Seconds spent.
     pub seconds: f64,
+    /// How it was compared.
+    pub path: ComparePath,
+    /// Why it was streamed rather than pushed down (`None` for `pushdown`).
+    pub path_reason: Option<String>,
+    /// Chunks whose checksums the databases compared (last round; 0 when streamed).
+    pub chunks: u64,
+    /// Of those, chunks whose checksums differed and that were compared row by row.
+    pub chunks_restreamed: u64,
 }
 
 impl TableReport {
@@ -117,6 +135,10 @@ impl TableReport {
             notes: Vec::new(),
             problem: None,
             seconds: 0.0,
+            path: ComparePath::Streaming,
+            path_reason: None,
+            chunks: 0,
+            chunks_restreamed: 0,
         }
     }
 
@@ -146,11 +168,24 @@ pub struct ExcludedColumn {
     pub reason: String,
 }
 
+/// How one compared table was compared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TablePath {
+    /// The table.
+    pub table: String,
+    /// `pushdown` or `streaming`.
+    pub path: ComparePath,
+    /// Why `streaming`.
+    pub reason: Option<String>,
+}
+
 /// What the run covered.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Coverage {
     /// Tables compared completely.
     pub tables_compared: usize,
+    /// The path of every compared table.
+    pub paths: Vec<TablePath>,
     /// Tables not compared, and why (errors included).
     pub tables_skipped: Vec<Skipped>,
     /// Source columns excluded by transforms.
@@ -217,7 +252,14 @@ impl Report {
             totals.extra_in_target += t.extra_in_target;
             totals.differing += t.differing;
             match t.status {
-                TableStatus::Identical | TableStatus::Different => coverage.tables_compared += 1,
+                TableStatus::Identical | TableStatus::Different => {
+                    coverage.tables_compared += 1;
+                    coverage.paths.push(TablePath {
+                        table: t.source_table.clone(),
+                        path: t.path,
+                        reason: t.path_reason.clone(),
+                    });
+                }
                 TableStatus::Error | TableStatus::Skipped => {
                     if t.status == TableStatus::Error {
                         totals.tables_with_errors += 1;
@@ -339,6 +381,24 @@ impl Report {
             c.seconds,
             self.totals.rows_per_second
         );
+        for t in &self.tables {
+            if !matches!(t.status, TableStatus::Identical | TableStatus::Different) {
+                continue;
+            }
+            let _ = match (t.path, &t.path_reason) {
+                (ComparePath::Pushdown, _) => writeln!(
+                    out,
+                    "  {}: chunk checksums in the databases ({} chunks, {} compared row by row)",
+                    t.source_table, t.chunks, t.chunks_restreamed
+                ),
+                (ComparePath::Streaming, Some(r)) => {
+                    writeln!(out, "  {}: every row streamed: {r}", t.source_table)
+                }
+                (ComparePath::Streaming, None) => {
+                    writeln!(out, "  {}: every row streamed", t.source_table)
+                }
+            };
+        }
         for s in &c.tables_skipped {
             let _ = writeln!(out, "  not compared: {}: {}", s.table, s.reason);
         }

@@ -9,6 +9,15 @@
 //! applied), and compares again. A difference is reported only if its key differed in *every*
 //! round: lag moves on between rounds, a real difference stays. When the checkpoint does not
 //! reach `P` in time (sync stopped, or far behind), the rounds stop and the report says so.
+//!
+//! **Path.** A table whose types and key allow it ([`crate::pushdown::plan`]) is compared
+//! by chunk checksums in the databases; the chunks whose checksums differ are then streamed
+//! and merged exactly like a whole table, restricted to those chunks (more than
+//! [`crate::pushdown::MAX_RESTRICTED_CHUNKS`], or more than half the rows: the whole
+//! table). Every round does both steps, so the re-check above sees the rows of the second
+//! step, and the position `P` is the one read after the last source snapshot of the round.
+//! Should a checksum query fail, the table is compared by streaming from then on (the report's
+//! `path_reason` says why): the fast path may give up, never decide.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,8 +31,9 @@ use tokio_postgres::Client;
 use crate::VerifyOptions;
 use crate::compare::{DiffKind, Found, Merge, Outcome, differing_columns};
 use crate::error::{Result, VerifyError};
+use crate::pushdown::{ChunkOutcome, MAX_RESTRICTED_CHUNKS, Pushdown, Restriction};
 use crate::read::{Batch, stream_source, stream_target};
-use crate::report::{ColumnDiff, Problem, RowDiff, TableReport, TableStatus};
+use crate::report::{ColumnDiff, ComparePath, Problem, RowDiff, TableReport, TableStatus};
 
 /// A table ready to compare: the source schema, its transform plan and the mapping of the
 /// transformed schema.
@@ -100,14 +110,15 @@ pub async fn check_target(
         .collect()))
 }
 
-/// One full comparison of the table; the source position after the source snapshot ended
-/// when `want_position`.
+/// One streaming comparison of the table (of the rows `restrict` selects, when given); the
+/// source position after the source snapshot ended when `want_position`.
 pub async fn compare_once(
     source: &cdc_reader::SourceOptions,
     client: Arc<Client>,
     job: &TableJob,
     opts: &VerifyOptions,
     want_position: bool,
+    restrict: Option<&Restriction>,
 ) -> Result<(Outcome, Option<SourcePosition>)> {
     let (tx, mut rx) = mpsc::channel::<Batch>(16);
     let s = tokio::spawn(stream_source(
@@ -115,6 +126,7 @@ pub async fn compare_once(
         job.input.clone(),
         job.plan.clone(),
         job.mapping.clone(),
+        restrict.map(|r| r.source.clone()),
         tx.clone(),
         opts.max_rows_per_second,
         want_position,
@@ -122,6 +134,7 @@ pub async fn compare_once(
     let t = tokio::spawn(stream_target(
         client,
         job.mapping.clone(),
+        restrict.map(|r| r.target.clone()),
         tx,
         opts.max_rows_per_second,
     ));
@@ -139,6 +152,53 @@ pub async fn compare_once(
     let position = s.await.map_err(aborted)??;
     t.await.map_err(aborted)??;
     Ok((merge.finish(), position))
+}
+
+/// What one round of the pushdown path did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Chunks {
+    compared: u64,
+    restreamed: u64,
+}
+
+/// The rest of a comparison by chunk checksums: the differing chunks of `agg` streamed.
+async fn stream_differing_chunks(
+    source: &cdc_reader::SourceOptions,
+    client: Arc<Client>,
+    job: &TableJob,
+    opts: &VerifyOptions,
+    want_position: bool,
+    pushdown: &Pushdown,
+    (agg, width): (ChunkOutcome, i128),
+) -> Result<(Outcome, Option<SourcePosition>, Chunks)> {
+    let chunks = Chunks {
+        compared: agg.chunks,
+        restreamed: agg.differing.len() as u64,
+    };
+    if agg.differing.is_empty() {
+        let outcome = Outcome {
+            source_rows: agg.source_rows,
+            target_rows: agg.target_rows,
+            found: Vec::new(),
+        };
+        return Ok((outcome, agg.position, chunks));
+    }
+    let whole = agg.differing.len() > MAX_RESTRICTED_CHUNKS
+        || agg.differing_rows.saturating_mul(2) > agg.source_rows;
+    if whole {
+        let (outcome, position) =
+            compare_once(source, client, job, opts, want_position, None).await?;
+        return Ok((outcome, position, chunks));
+    }
+    let restrict = pushdown.restriction(&agg.differing, width);
+    let (found, position) =
+        compare_once(source, client, job, opts, want_position, Some(&restrict)).await?;
+    let outcome = Outcome {
+        source_rows: agg.source_rows,
+        target_rows: agg.target_rows,
+        found: found.found,
+    };
+    Ok((outcome, position, chunks))
 }
 
 /// Waits until the checkpoint of `pipeline` is at or after `p`; `Ok(false)` after `timeout`
@@ -206,11 +266,45 @@ async fn verify_into(
         && sink::checkpoint::read(&*client, &opts.pipeline)
             .await?
             .is_some();
+    let mut pushdown = choose_path(&client, job, opts).await?;
+    match &pushdown {
+        Ok(_) => report.path = ComparePath::Pushdown,
+        Err(reason) => {
+            report.path = ComparePath::Streaming;
+            report.path_reason = Some(reason.clone());
+        }
+    }
     let mut persisting: Option<HashSet<Vec<u8>>> = None;
     let mut last: Outcome;
     loop {
         report.rounds += 1;
-        let (outcome, position) = compare_once(source, client.clone(), job, opts, applying).await?;
+        let checksums = match &pushdown {
+            Ok(p) => Some(p.compare(source, &client, &job.input.id, applying).await),
+            Err(_) => None,
+        };
+        let (outcome, position) = match (&pushdown, checksums) {
+            (Ok(p), Some(Ok(agg))) => {
+                let (outcome, position, chunks) =
+                    stream_differing_chunks(source, client.clone(), job, opts, applying, p, agg)
+                        .await?;
+                report.chunks = chunks.compared;
+                report.chunks_restreamed = chunks.restreamed;
+                (outcome, position)
+            }
+            (_, Some(Err(e))) => {
+                // A checksum query failed (a server limit, a value one of its functions
+                // rejects): the streaming path needs none of them, so it decides.
+                tracing::warn!(table = %job.input.id, error = %e, "chunk checksums failed; comparing row by row");
+                let reason = format!("the chunk checksum queries failed: {e}");
+                report.path = ComparePath::Streaming;
+                report.path_reason = Some(reason.clone());
+                report.chunks = 0;
+                report.chunks_restreamed = 0;
+                pushdown = Err(reason);
+                compare_once(source, client.clone(), job, opts, applying, None).await?
+            }
+            _ => compare_once(source, client.clone(), job, opts, applying, None).await?,
+        };
         let keys: HashSet<Vec<u8>> = outcome.found.iter().map(|f| f.key.clone()).collect();
         let keys = match persisting.take() {
             None => keys,
@@ -261,6 +355,29 @@ async fn verify_into(
         TableStatus::Different
     };
     Ok(())
+}
+
+/// The pushdown plan of the table, or why it is streamed.
+async fn choose_path(
+    client: &Client,
+    job: &TableJob,
+    opts: &VerifyOptions,
+) -> Result<std::result::Result<Pushdown, String>> {
+    if !opts.pushdown {
+        return Ok(Err("pushdown turned off".into()));
+    }
+    if opts.max_rows_per_second.is_some_and(|r| r > 0) {
+        return Ok(Err(
+            "a rate limit is set (row by row at the configured rate)".into(),
+        ));
+    }
+    let plan = match crate::pushdown::plan(job) {
+        Ok(p) => p,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(crate::pushdown::prepare_target(client)
+        .await?
+        .map(|()| plan))
 }
 
 fn row_diff(m: &TableMapping, f: &Found) -> RowDiff {

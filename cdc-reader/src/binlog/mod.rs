@@ -8,8 +8,10 @@
 //! - [`decoder`]: one event in, one typed item out (per-stream state: file, table maps);
 //! - [`tx`]: typed items into [`schemas::SourceTx`] with positions, fragments, XA;
 //! - [`stream`]: the network stream with resume, heartbeats and schema tracking;
+//! - [`clock`]: when each binlog file was last written (for the binlog runway);
 //! - [`file`]: offline reading of binlog files for `my2pg inspect-binlog`.
 
+pub mod clock;
 pub mod decoder;
 pub mod event;
 pub mod file;

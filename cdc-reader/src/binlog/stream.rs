@@ -67,6 +67,8 @@ pub struct StreamConfig {
     pub fragment_rows: usize,
     /// Which tables' rows to decode.
     pub selection: Selection,
+    /// Where the stream records when each binlog file was last written.
+    pub clock: super::clock::BinlogClock,
 }
 
 impl std::fmt::Debug for StreamConfig {
@@ -89,6 +91,7 @@ impl StreamConfig {
             fragment_bytes: super::tx::DEFAULT_FRAGMENT_BYTES,
             fragment_rows: super::tx::DEFAULT_FRAGMENT_ROWS,
             selection,
+            clock: super::clock::BinlogClock::new(),
         }
     }
 }
@@ -334,6 +337,7 @@ impl BinlogReader {
         out: &mpsc::Sender<SourceTx>,
         progress: &Mutex<Progress>,
     ) -> Result<()> {
+        self.config.clock.stream_started();
         let mut meta = self.source.connect().await?;
         let info = ServerInfo::read(&mut meta).await?;
         let checksum: Option<String> = meta
@@ -416,6 +420,8 @@ impl BinlogReader {
         let deadline = self.config.heartbeat * 3 + Duration::from_secs(2);
         let selected = self.config.selection.clone();
         let mut pending: Vec<SourceTx> = Vec::new();
+        // The last event time recorded in the clock (it changes once a second at most).
+        let mut clocked = (String::new(), 0u32);
         loop {
             let next = match tokio::time::timeout(deadline, stream.next()).await {
                 Ok(n) => n,
@@ -437,6 +443,18 @@ impl BinlogReader {
             );
             let at_text = format!("{}:{}", decoder.file, header.log_pos());
             let at = || at_text.clone();
+            // Events synthesised by the server (stream start, heartbeats) have no log
+            // position or no time; the others date the file they come from.
+            let heartbeat = t == EventType::HEARTBEAT_EVENT as u8 || t == 41;
+            self.config.clock.set_at_end(heartbeat);
+            if !heartbeat && header.log_pos() != 0 && header.timestamp() != 0 {
+                if t == EventType::ROTATE_EVENT as u8 {
+                    self.config.clock.closed(&decoder.file, header.timestamp());
+                } else if clocked.1 != header.timestamp() || clocked.0 != decoder.file {
+                    self.config.clock.saw(&decoder.file, header.timestamp());
+                    clocked = (decoder.file.clone(), header.timestamp());
+                }
+            }
             if t == EventType::TABLE_MAP_EVENT as u8 {
                 let tm = parse_table_map(event.data()).map_err(|e| ReaderError::Decode {
                     at: at(),
@@ -558,6 +576,7 @@ impl BinlogReader {
                 }
                 if let Ok(mut p) = progress.lock() {
                     if let Some(pos) = whole_end {
+                        self.config.clock.delivered(&pos);
                         p.position = pos;
                     }
                     p.mid_transaction = asm.mid_transaction_emitted();

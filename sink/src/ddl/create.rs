@@ -121,6 +121,41 @@ pub fn check_expression(m: &TableMapping, i: usize) -> Option<String> {
 
 /// Every statement for one table; `naming` resolves the tables its foreign keys reference.
 pub fn create_table(m: &TableMapping, naming: &Naming<'_>) -> TablePlan {
+    build_table(m, naming, true)
+}
+
+/// [`create_table`] with the primary key left out of `CREATE TABLE`, for a bulk load: the key
+/// is then built once over the loaded rows by [`primary_key_sql`] (a sorted build instead of
+/// one B-tree insert per row).
+pub fn create_table_without_key(m: &TableMapping, naming: &Naming<'_>) -> TablePlan {
+    build_table(m, naming, false)
+}
+
+/// `ALTER TABLE … ADD CONSTRAINT … PRIMARY KEY (…)` for a table created by
+/// [`create_table_without_key`]; `None` when the source has no primary key.
+pub fn primary_key_sql(m: &TableMapping) -> Option<String> {
+    primary_key_columns(m).map(|cols| {
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({cols})",
+            m.target.quoted(),
+            quote_ident(&objects::pkey(m)),
+        )
+    })
+}
+
+fn primary_key_columns(m: &TableMapping) -> Option<String> {
+    (!m.source.primary_key.is_empty()).then(|| {
+        m.source
+            .primary_key
+            .iter()
+            .filter_map(|&i| m.columns.get(i))
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+fn build_table(m: &TableMapping, naming: &Naming<'_>, inline_key: bool) -> TablePlan {
     let mut plan = TablePlan {
         table: m.target.to_string(),
         ..TablePlan::default()
@@ -153,17 +188,10 @@ pub fn create_table(m: &TableMapping, naming: &Naming<'_>) -> TablePlan {
             )
         })
         .collect();
-    if !m.source.primary_key.is_empty() {
+    if inline_key && let Some(cols) = primary_key_columns(m) {
         lines.push(format!(
-            "    CONSTRAINT {} PRIMARY KEY ({})",
+            "    CONSTRAINT {} PRIMARY KEY ({cols})",
             quote_ident(&objects::pkey(m)),
-            m.source
-                .primary_key
-                .iter()
-                .filter_map(|&i| m.columns.get(i))
-                .map(|c| quote_ident(&c.name))
-                .collect::<Vec<_>>()
-                .join(", ")
         ));
     }
     plan.statements.push(format!(
