@@ -136,6 +136,31 @@ pub enum Command {
         /// Address of /metrics, /healthz and /readyz (default from [http], 127.0.0.1:8432).
         #[arg(long, env = "MY2PG_LISTEN", value_name = "HOST:PORT")]
         listen: Option<std::net::SocketAddr>,
+        /// Where changes go: straight into PostgreSQL, or into Kafka topics (one per table,
+        /// Debezium envelope) for `my2pg apply` workers ([kafka], docs/kafka.md).
+        #[arg(long, value_enum, default_value_t = Via::Direct, env = "MY2PG_VIA")]
+        via: Via,
+    },
+    /// Apply change events from Kafka into PostgreSQL, as one worker of a consumer group.
+    ///
+    /// Run as many as wanted, on one machine or several, with the same [kafka] group: Kafka
+    /// spreads the partitions over them. Each batch's rows and consumed offsets commit in one
+    /// PostgreSQL transaction (my2pg.kafka_offsets), so a killed worker's partitions resume
+    /// on another exactly where its last commit left them. Reads my2pg's own topics
+    /// (`sync --via kafka`) and those of Debezium's MySQL connector. SIGINT/SIGTERM finish the
+    /// batch in flight and exit 0.
+    ///
+    /// Example: my2pg apply --from kafka --config my2pg.toml --target postgres://app:pw@pg1/shop
+    Apply {
+        /// Source (read for table schemas only), target and tables.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Where the change events come from.
+        #[arg(long, value_enum, default_value_t = ApplyFrom::Kafka)]
+        from: ApplyFrom,
+        /// Address of /metrics, /healthz and /readyz (default from [http], 127.0.0.1:8432).
+        #[arg(long, env = "MY2PG_LISTEN", value_name = "HOST:PORT")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Decode binlog files offline.
     ///
@@ -260,6 +285,24 @@ pub enum Command {
     },
 }
 
+/// Where `my2pg sync` sends changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Via {
+    /// Straight into PostgreSQL.
+    #[default]
+    Direct,
+    /// Into Kafka, for `my2pg apply` workers.
+    Kafka,
+}
+
+/// Where `my2pg apply` reads changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ApplyFrom {
+    /// Kafka topics of `my2pg sync --via kafka` or Debezium's MySQL connector.
+    #[default]
+    Kafka,
+}
+
 /// `my2pg alert …`.
 #[derive(Debug, Subcommand)]
 pub enum AlertCommand {
@@ -323,9 +366,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             snapshot_only,
             resnapshot,
             listen,
+            via,
         } => {
             let cfg = load_config(cli.config.as_ref(), &data)?;
-            commands::sync::run(&cfg, snapshot_only, &resnapshot, listen).await
+            commands::sync::run(&cfg, snapshot_only, &resnapshot, listen, via).await
+        }
+        Command::Apply {
+            data,
+            from: ApplyFrom::Kafka,
+            listen,
+        } => {
+            let cfg = load_config(cli.config.as_ref(), &data)?;
+            commands::sync::apply(&cfg, listen).await
         }
         Command::Status { data, format } => {
             let cfg = load_config(cli.config.as_ref(), &data)?;

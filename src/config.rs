@@ -140,6 +140,101 @@ pub struct Config {
     /// Continuous verification inside `my2pg sync` (`[verify]`, `docs/verify.md`).
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// Kafka between the reader and the apply workers (`sync --via kafka`, `my2pg apply`;
+    /// `docs/kafka.md`).
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+}
+
+/// Default topic prefix (Debezium's `topic.prefix`): topics are `my2pg.<db>.<table>`.
+pub const DEFAULT_KAFKA_PREFIX: &str = "my2pg";
+/// Partitions of the table topics my2pg creates: enough for a handful of apply workers per
+/// table; more partitions than workers cost little, fewer cap the parallelism.
+pub const DEFAULT_KAFKA_PARTITIONS: i32 = 6;
+/// Consumer group of `my2pg apply` workers.
+pub const DEFAULT_KAFKA_GROUP: &str = "my2pg-apply";
+
+/// `[kafka]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`, e.g. `kafka1:9092,kafka2:9092`.
+    pub brokers: String,
+    /// Topic prefix: table topics are `<prefix>.<database>.<table>`.
+    pub topic_prefix: String,
+    /// Partitions of the table topics my2pg creates (existing topics are left as they are).
+    pub partitions: i32,
+    /// Replication factor of the topics my2pg creates.
+    pub replication: i32,
+    /// Consumer group of the apply workers.
+    pub group: String,
+    /// A message that is not an applicable change event (not JSON, unknown table, wrong
+    /// schema): `stop` (name topic, partition and offset) or `dead_letter`.
+    pub on_poison: sink::apply::ErrorPolicy,
+    /// Extra librdkafka properties, passed as they are (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`, timeouts).
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topic_prefix: DEFAULT_KAFKA_PREFIX.to_owned(),
+            partitions: DEFAULT_KAFKA_PARTITIONS,
+            replication: 1,
+            group: DEFAULT_KAFKA_GROUP.to_owned(),
+            on_poison: sink::apply::ErrorPolicy::Stop,
+            client: Default::default(),
+        }
+    }
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client: Vec<(&String, &str)> = self
+            .client
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.contains("password") || k.contains("secret") || k.contains("key");
+                (k, if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("group", &self.group)
+            .field("client", &client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaConfig {
+    /// The client options; an error naming `kafka.brokers` when it is empty.
+    pub fn options(&self) -> Result<sink::kafka::KafkaOptions, ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(ConfigError::new(
+                "kafka.brokers",
+                "no Kafka brokers configured",
+                "set [kafka] brokers = \"host:9092\" (or MY2PG_KAFKA__BROKERS)",
+            ));
+        }
+        if self.topic_prefix.is_empty() || self.topic_prefix.contains(['/', ' ']) {
+            return Err(ConfigError::new(
+                "kafka.topic_prefix",
+                format!("{:?} is not a usable topic prefix", self.topic_prefix),
+                "use letters, digits, '.', '_' or '-', e.g. my2pg",
+            ));
+        }
+        Ok(sink::kafka::KafkaOptions {
+            brokers: self.brokers.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            partitions: self.partitions.max(1),
+            replication: self.replication.max(1),
+            group: self.group.clone(),
+            client: self.client.clone(),
+        })
+    }
 }
 
 /// `[verify]`: background verification inside `my2pg sync`.

@@ -22,6 +22,7 @@ fn load(path: &Path) -> Config {
         | "MY2PG_METRICS_TOKEN"
         | "PAGERDUTY_ROUTING_KEY"
         | "OPS_HOOK_TOKEN"
+        | "KAFKA_PASSWORD"
         | "MY2PG_MASK_SALT" => Some("placeholder-secret-value-0123456789".to_owned()),
         _ => None,
     };
@@ -41,7 +42,7 @@ fn keys(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
                 // Maps keyed by user names: their entries' keys belong to the section.
                 let user_named = matches!(
                     prefix,
-                    "mapping.tables" | "mapping.columns" | "tables.schema_map"
+                    "mapping.tables" | "mapping.columns" | "tables.schema_map" | "kafka.client"
                 ) || prefix.ends_with(".headers");
                 let path = if user_named {
                     prefix.to_owned()

@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod change;
 pub mod charset;
 pub mod check;
+pub mod envelope;
 pub mod mapping;
 pub mod pgbinary;
 pub mod pgtext;

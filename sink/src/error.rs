@@ -120,6 +120,51 @@ pub enum SinkError {
         /// What is wrong.
         reason: String,
     },
+    /// A change that has no envelope form.
+    #[error("cannot publish a change of {table}")]
+    Envelope {
+        /// The source table.
+        table: String,
+        /// Why.
+        #[source]
+        source: schemas::envelope::EnvelopeError,
+    },
+    /// A Kafka client call failed.
+    #[error("kafka: {what} failed")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A message that is not a change event my2pg can apply (see `crate::kafka`).
+    #[error("kafka message {topic}[{partition}]@{offset} cannot be applied: {reason}")]
+    Poison {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another worker committed offsets of a partition this worker was applying: the batch
+    /// was rolled back, and the partition is no longer this worker's.
+    #[error(
+        "kafka partition {topic}[{partition}] was applied by another worker (stored offset {stored:?}, expected {expected:?})"
+    )]
+    Fenced {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The offset found.
+        stored: Option<i64>,
+        /// The offset this worker started from.
+        expected: Option<i64>,
+    },
     /// A statement failed.
     #[error("{what} failed")]
     Query {
@@ -165,6 +210,8 @@ impl SinkError {
             SinkError::Connect { source, .. } | SinkError::Query { source, .. } => {
                 is_transient_pg_error(source)
             }
+            SinkError::Kafka { source, .. } => crate::kafka::is_transient(source),
+            SinkError::Fenced { .. } => true,
             _ => false,
         }
     }
@@ -206,6 +253,17 @@ impl SinkError {
                     .into(),
             ),
             SinkError::Query { .. } => None,
+            SinkError::Envelope { .. } => Some(
+                "set a [[transform]] cast or mask on that column, or exclude the table".into(),
+            ),
+            SinkError::Kafka { .. } => Some(
+                "check [kafka] brokers and that the brokers are up and reachable from this machine".into(),
+            ),
+            SinkError::Poison { topic, .. } => Some(format!(
+                "inspect the message (kcat -C -t {topic} -p PARTITION -o OFFSET -c 1), fix its producer, \
+                 or set [kafka] on_poison = \"dead_letter\" to record such messages in my2pg.dead_letter and go on"
+            )),
+            SinkError::Fenced { .. } => None,
         }
     }
 }

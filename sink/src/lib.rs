@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod connect;
 pub mod ddl;
 pub mod error;
+pub mod kafka;
 pub mod preflight;
 pub mod snapshot;
 pub mod state;

@@ -131,6 +131,20 @@ CREATE TABLE my2pg.deferred_ddl (
     updated_at timestamptz NOT NULL DEFAULT now()
 )",
     ),
+    (
+        5,
+        // The Kafka path (`crate::kafka::offsets`): per consumer group, topic and partition,
+        // the next offset to apply, committed with the rows the earlier offsets produced.
+        "CREATE TABLE my2pg.kafka_offsets (
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    applied_events bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, topic, partition)
+)",
+    ),
 ];
 
 /// Records the phase of `pipeline` (and the error that stopped it, if any) for `my2pg status`.

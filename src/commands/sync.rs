@@ -22,6 +22,7 @@ pub async fn run(
     snapshot_only: bool,
     resnapshot: &[String],
     listen: Option<SocketAddr>,
+    via: crate::cli::Via,
 ) -> Result<u8> {
     let mut resnapshot_ids = Vec::new();
     for (i, r) in resnapshot.iter().enumerate() {
@@ -54,6 +55,7 @@ pub async fn run(
         SyncOptions {
             snapshot_only,
             resnapshot: resnapshot_ids,
+            via_kafka: via == crate::cli::Via::Kafka,
         },
         stop_rx,
     )
@@ -68,6 +70,34 @@ pub async fn run(
     Ok(match exit {
         Exit::Stopped | Exit::SnapshotOnly(_) => exit::OK,
     })
+}
+
+/// Runs `apply --from kafka` (one worker of the group); returns the exit code.
+pub async fn apply(cfg: &Config, listen: Option<SocketAddr>) -> Result<u8> {
+    let metrics = Metrics::new()?;
+    let health = Health::new();
+    let mut http_cfg = cfg.http.clone();
+    if let Some(l) = listen {
+        http_cfg.listen = l;
+    }
+    let server = http::serve(&http_cfg, metrics.clone(), health.clone()).await?;
+    let alerting = Alerting::start(&cfg.alerts, &metrics, &health)?;
+    let ctx = sync::context(cfg, metrics, health)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("stop requested; finishing the batch in flight");
+        let _ = stop_tx.send(true);
+    });
+    let result = sync::consume::run(ctx, stop_rx).await;
+    signals.abort();
+    if let Some(a) = alerting {
+        a.shutdown(Duration::from_secs(5)).await;
+    }
+    let _ = server.shutdown().await;
+    let exit = result?;
+    exit::emit(&sync::describe_exit(&exit));
+    Ok(exit::OK)
 }
 
 async fn wait_for_signal() {

@@ -19,7 +19,9 @@
 //! the position and the fix, leaving the checkpoint before the failed transaction. SIGINT or
 //! SIGTERM stop it between batches: the batch in flight commits, then my2pg exits 0.
 
+pub mod consume;
 pub mod heartbeat;
+pub mod publish;
 pub mod runway;
 pub mod snapshot;
 pub mod verify_loop;
@@ -69,6 +71,8 @@ pub struct SyncContext {
     pub transforms: Arc<transform::Chain>,
     /// `[verify]`: the background verification.
     pub verify: crate::config::VerifyConfig,
+    /// `[kafka]`: the Kafka path.
+    pub kafka: crate::config::KafkaConfig,
     /// The reader's record of binlog file times (for the runway).
     pub clock: cdc_reader::binlog::clock::BinlogClock,
     /// The position a restart resumes from (for the runway).
@@ -103,6 +107,8 @@ pub struct SyncOptions {
     pub snapshot_only: bool,
     /// Tables to copy again (`db.table`), while streaming goes on.
     pub resnapshot: Vec<TableId>,
+    /// Publish to Kafka (`--via kafka`) instead of applying (see [`publish`]).
+    pub via_kafka: bool,
 }
 
 /// Why a run ended without error.
@@ -158,6 +164,7 @@ pub fn context(cfg: &Config, metrics: Metrics, health: Health) -> Result<SyncCon
         heartbeat_table,
         transforms,
         verify: cfg.verify.clone(),
+        kafka: cfg.kafka.clone(),
         clock: Default::default(),
         tracker: Default::default(),
     })
@@ -224,7 +231,10 @@ pub async fn discover(ctx: &SyncContext) -> Result<Vec<Arc<TableSchema>>> {
 }
 
 /// The target-side schemas of the source tables (after the transform stages).
-fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<TableSchema>>> {
+pub(crate) fn outputs(
+    ctx: &SyncContext,
+    tables: &[Arc<TableSchema>],
+) -> Result<Vec<Arc<TableSchema>>> {
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
         if let Some(o) = ctx.output(t)? {
@@ -234,7 +244,7 @@ fn outputs(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<Arc<Tab
     Ok(out)
 }
 
-fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCopy>> {
+pub(crate) fn copies(ctx: &SyncContext, tables: &[Arc<TableSchema>]) -> Result<Vec<TableCopy>> {
     tables
         .iter()
         .filter_map(|s| match ctx.transforms.table(s) {
@@ -283,7 +293,7 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
     false
 }
 
-fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
+pub(crate) fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
     if e.chain()
         .any(|c| c.downcast_ref::<transform::TransformError>().is_some())
     {
@@ -396,6 +406,9 @@ async fn run_once(
     opts: &SyncOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<Exit> {
+    if opts.via_kafka {
+        return publish::run_once(ctx, opts, stop).await;
+    }
     let client = ctx.target.connect().await?;
     let mut applier = Applier::new(
         client,
@@ -503,7 +516,7 @@ async fn run_once(
     stream(ctx, &mut applier, from, deferred_end, stop).await
 }
 
-fn applier_config(ctx: &SyncContext) -> ApplyConfig {
+pub(crate) fn applier_config(ctx: &SyncContext) -> ApplyConfig {
     ApplyConfig {
         pipeline: ctx.pipeline.clone(),
         no_key: ctx.sync.tables_without_key,

@@ -50,6 +50,9 @@ use sink::snapshot as state;
 use super::SyncContext;
 use crate::metrics::SnapshotState;
 
+/// Numbers the snapshot publishers' transactional ids within this process.
+static PUBLISHERS: AtomicU64 = AtomicU64::new(0);
+
 /// Rows per batch handed from a chunk's reader to its writer.
 const READ_BATCH_ROWS: usize = 5_000;
 
@@ -60,6 +63,9 @@ pub enum WriteMode {
     Copy,
     /// Upsert through staging (a table the applier writes to at the same time).
     Upsert,
+    /// Publish the source rows to Kafka as `op = r` events (`sync --via kafka`): a Kafka
+    /// transaction per chunk, committed before the chunk is marked done.
+    Publish,
 }
 
 /// One table to copy.
@@ -188,7 +194,27 @@ impl RateCap {
 
 /// Creates the target table of `t` when missing (deferring secondary indexes and foreign keys)
 /// and returns whether it already existed.
-async fn ensure_table(
+pub(crate) async fn ensure_table(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    t: &TableCopy,
+    mode: WriteMode,
+) -> Result<bool> {
+    // Apply workers and the publisher may create the same table at once (`sync --via
+    // kafka`): one at a time, and the second finds it there.
+    pg.execute("SELECT pg_advisory_lock($1)", &[&CREATE_LOCK])
+        .await?;
+    let result = create_missing(ctx, pg, t, mode).await;
+    let _ = pg
+        .execute("SELECT pg_advisory_unlock($1)", &[&CREATE_LOCK])
+        .await;
+    result
+}
+
+/// Advisory lock key serialising target table creation (`my2pgct` in ASCII).
+const CREATE_LOCK: i64 = 0x006d_7932_7067_6374;
+
+async fn create_missing(
     ctx: &SyncContext,
     pg: &tokio_postgres::Client,
     t: &TableCopy,
@@ -208,7 +234,8 @@ async fn ensure_table(
     // A bulk load into a new table builds its primary key afterwards ([`build_keys`]).
     let plan = ctx.targeting.with_naming(|n| match mode {
         WriteMode::Copy => sink::ddl::create::create_table_without_key(&t.mapping, n),
-        WriteMode::Upsert => sink::ddl::create::create_table(&t.mapping, n),
+        // Rows arrive as upserts (from the applier, or from Kafka through apply workers).
+        WriteMode::Upsert | WriteMode::Publish => sink::ddl::create::create_table(&t.mapping, n),
     });
     let keep_unique = !t.mapping.key_is_primary;
     let (now, later): (Vec<String>, Vec<String>) = plan.statements.into_iter().partition(|s| {
@@ -395,6 +422,14 @@ async fn worker(
     pg.batch_execute("SET my2pg.applying = 'on'; SET synchronous_commit = off")
         .await?;
     let mut stages = std::collections::HashSet::new();
+    let publisher = match mode {
+        WriteMode::Publish => {
+            let opts = ctx.kafka.options()?;
+            let id = format!("snapshot-{}", PUBLISHERS.fetch_add(1, Ordering::Relaxed));
+            Some(sink::kafka::publish::Publisher::connect(&opts, &ctx.pipeline, Some(&id)).await?)
+        }
+        _ => None,
+    };
     loop {
         let job = queue
             .lock()
@@ -407,6 +442,9 @@ async fn worker(
         if mode == WriteMode::Upsert {
             stage::ensure(&pg, &t.mapping, &mut stages).await?;
         }
+        if let Some(p) = &publisher {
+            p.begin()?;
+        }
         let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
         let read = async {
             let r = read_chunk(&mut my, &t.schema, &job.chunk, READ_BATCH_ROWS, &tx).await;
@@ -418,6 +456,15 @@ async fn worker(
             while let Some(rows) = rx.recv().await {
                 cap.admit(rows.len() as u64).await;
                 let read = rows.len() as u64;
+                if let Some(p) = &publisher {
+                    // Source rows as they are: the apply workers run the transforms, as they
+                    // do for Debezium's events.
+                    p.send_reads(&t.schema, rows).await?;
+                    n += read;
+                    progress.add(job.table, read);
+                    ctx.metrics.table(&t.schema.id).snapshot_chunk_copied(read);
+                    continue;
+                }
                 let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
                 for r in rows {
                     let Some(r) = t.plan.row(r) else { continue };
@@ -450,7 +497,7 @@ async fn worker(
                     WriteMode::Copy => {
                         sink::binary::copy_rows(&pg, &t.mapping, &converted).await?;
                     }
-                    WriteMode::Upsert => {
+                    WriteMode::Upsert | WriteMode::Publish => {
                         stage::upsert(&pg, &t.mapping, &converted).await?;
                     }
                 }
@@ -467,13 +514,24 @@ async fn worker(
             (Ok(_), Ok(n)) => n,
             (Err(e), _) => {
                 let _ = pg.batch_execute("ROLLBACK").await;
+                if let Some(p) = &publisher {
+                    p.abort().await;
+                }
                 return Err(e.into());
             }
             (_, Err(e)) => {
                 let _ = pg.batch_execute("ROLLBACK").await;
+                if let Some(p) = &publisher {
+                    p.abort().await;
+                }
                 return Err(e);
             }
         };
+        if let Some(p) = &publisher {
+            // Published before marked done: a crash in between publishes the chunk again
+            // (harmless, see the module documentation), never loses it.
+            p.commit(None).await?;
+        }
         state::chunk_done(&pg, &ctx.pipeline, &t.schema.id, job.chunk.index, written).await?;
         pg.batch_execute("COMMIT").await?;
         tracing::debug!(table = %t.schema.id, chunk = job.chunk.index, rows = written, ms = started.elapsed().as_millis() as u64, "chunk copied");

@@ -43,6 +43,7 @@ use crate::binary::{param_refs, params};
 use crate::checkpoint;
 use crate::ddl::{Naming, stream::DdlDecision};
 use crate::error::{Result, SinkError, is_transient_pg_error};
+use crate::kafka::offsets::{Consumed, Fence};
 use crate::state;
 use batch::{OPS, TableOps};
 
@@ -163,6 +164,15 @@ pub struct Applier {
     stages: HashSet<String>,
     checkpoint: Option<SourcePosition>,
     open: bool,
+    /// On the Kafka path: the consumed offsets, committed instead of the checkpoint.
+    consuming: Option<Consuming>,
+}
+
+/// The Kafka path's progress: the fence, and where each transaction of the batch came from.
+#[derive(Debug)]
+struct Consuming {
+    fence: Fence,
+    batch: Vec<Consumed>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -215,7 +225,43 @@ impl Applier {
             stages: HashSet::new(),
             checkpoint,
             open: false,
+            consuming: None,
         })
+    }
+
+    /// Switches to the Kafka path: batches come from [`Applier::apply_consumed`] and commit the
+    /// consumed offsets (`crate::kafka::offsets`) instead of a source checkpoint, which has no
+    /// meaning across independently consumed partitions.
+    pub fn consuming(mut self, fence: Fence) -> Applier {
+        self.checkpoint = None;
+        self.consuming = Some(Consuming {
+            fence,
+            batch: Vec::new(),
+        });
+        self
+    }
+
+    /// The fence of the Kafka path (to record assignments).
+    pub fn fence_mut(&mut self) -> Option<&mut Fence> {
+        self.consuming.as_mut().map(|c| &mut c.fence)
+    }
+
+    /// Applies messages consumed from Kafka: `batch[i]` came from `consumed[i]`. Rows and the
+    /// partitions' next offsets commit together; see [`Applier::apply`] for the rest.
+    pub async fn apply_consumed(
+        &mut self,
+        batch: Vec<SourceTx>,
+        consumed: Vec<Consumed>,
+    ) -> Result<ApplyOutcome> {
+        if let Some(c) = self.consuming.as_mut() {
+            c.batch = consumed;
+        }
+        let result = self.apply(batch).await;
+        if result.is_err() {
+            // A fenced commit leaves its transaction open: its rows must not stay.
+            self.rollback().await;
+        }
+        result
     }
 
     /// The durable checkpoint.
@@ -341,6 +387,20 @@ impl Applier {
             return Ok(());
         };
         let whole = batch.iter().filter(|t| t.fragment.last).count() as i64;
+        if let Some(c) = self.consuming.as_mut() {
+            let done = &c.batch[..batch.len().min(c.batch.len())];
+            let advanced = c.fence.advance(&self.client, done).await?;
+            self.client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(q("committing an apply transaction"))?;
+            self.open = false;
+            c.fence.confirm(advanced);
+            outcome.committed = true;
+            outcome.transactions = whole as u64;
+            outcome.last_commit_ms = Some(last.commit_time_ms);
+            return Ok(());
+        }
         let gtid = last.gtid.as_ref().map(ToString::to_string);
         checkpoint::write(
             &self.client,

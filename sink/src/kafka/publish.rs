@@ -1,0 +1,389 @@
+//! The transactional publisher (see the parent module for the exactly-once argument).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use schemas::change::{Change, RowChange, TxGtid};
+use schemas::envelope::{self, SourceInfo};
+use schemas::{ChangeOp, SourcePosition, SourceTx, TableId};
+use tracing::info;
+
+use super::{KafkaOptions, k};
+use crate::error::{Result, SinkError};
+
+/// How long a Kafka transaction may take to commit before the publisher gives up (and
+/// retries from its position).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A transactional producer; see the parent module.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    opts: Arc<KafkaOptions>,
+    pipeline: String,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Publisher {
+    /// Connects with `transactional.id = my2pg-<pipeline>[-<suffix>]` and fences older
+    /// producers of that id (their open transaction is aborted).
+    pub async fn connect(
+        opts: &KafkaOptions,
+        pipeline: &str,
+        suffix: Option<&str>,
+    ) -> Result<Publisher> {
+        let id = match suffix {
+            Some(s) => format!("my2pg-{pipeline}-{s}"),
+            None => format!("my2pg-{pipeline}"),
+        };
+        let producer: FutureProducer = opts
+            .config()
+            .set("transactional.id", &id)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("compression.type", "lz4")
+            .create()
+            .map_err(k("creating the producer"))?;
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(COMMIT_TIMEOUT))
+            .await
+            .map_err(|e| SinkError::State {
+                reason: format!("kafka producer thread: {e}"),
+            })?
+            .map_err(k(format!("initialising transactions of {id}")))?;
+        Ok(Publisher {
+            producer,
+            opts: Arc::new(opts.clone()),
+            pipeline: pipeline.to_owned(),
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &KafkaOptions {
+        &self.opts
+    }
+
+    /// Creates the topics of `tables` and the positions topic when missing (topics that
+    /// exist are left as they are: an operator may have created them with other settings).
+    pub async fn ensure_topics(&self, tables: &[TableId]) -> Result<()> {
+        let positions = self.opts.positions_topic();
+        let mut wanted: Vec<(String, i32)> = tables
+            .iter()
+            .map(|t| (self.opts.topic(t), self.opts.partitions.max(1)))
+            .collect();
+        wanted.push((positions.clone(), 1));
+        let existing = {
+            let opts = self.opts.clone();
+            tokio::task::spawn_blocking(move || existing_topics(&opts))
+                .await
+                .map_err(|e| SinkError::State {
+                    reason: format!("kafka metadata thread: {e}"),
+                })??
+        };
+        wanted.retain(|(n, _)| !existing.contains(n));
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let admin: AdminClient<DefaultClientContext> = self
+            .opts
+            .config()
+            .create()
+            .map_err(k("creating the admin client"))?;
+        let replication = self.opts.replication.max(1);
+        let topics: Vec<NewTopic<'_>> = wanted
+            .iter()
+            .map(|(n, p)| {
+                let t = NewTopic::new(n, *p, TopicReplication::Fixed(replication));
+                if *n == positions {
+                    t.set("cleanup.policy", "compact")
+                } else {
+                    t
+                }
+            })
+            .collect();
+        let results = admin
+            .create_topics(
+                &topics,
+                &AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(30)))
+                    .request_timeout(Some(Duration::from_secs(30))),
+            )
+            .await
+            .map_err(k("creating topics"))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(SinkError::Kafka {
+                        what: format!("creating topic {topic}"),
+                        source: KafkaError::AdminOp(code),
+                    });
+                }
+            }
+        }
+        info!(topics = wanted.len(), "created topics");
+        Ok(())
+    }
+
+    /// The position of the last committed transaction of this pipeline, if any.
+    pub async fn read_position(&self) -> Result<Option<SourcePosition>> {
+        let opts = self.opts.clone();
+        let pipeline = self.pipeline.clone();
+        tokio::task::spawn_blocking(move || read_position(&opts, &pipeline))
+            .await
+            .map_err(|e| SinkError::State {
+                reason: format!("kafka position reader thread: {e}"),
+            })?
+    }
+
+    /// Opens a Kafka transaction.
+    pub fn begin(&self) -> Result<()> {
+        self.producer
+            .begin_transaction()
+            .map_err(k("beginning a transaction"))
+    }
+
+    /// Produces the row changes of `tx` (within the open transaction). A key change is
+    /// published as a delete of the old key and a create of the new one, so every key's
+    /// changes stay in that key's partition, in order.
+    pub async fn send_tx(&self, tx: &SourceTx) -> Result<u64> {
+        let (server_id, gtid) = match &tx.gtid {
+            Some(TxGtid::Maria(g)) => (g.server_id, Some(g.to_string())),
+            Some(g @ TxGtid::Mysql(_)) => (0, Some(g.to_string())),
+            None => (0, None),
+        };
+        let coord = tx.position.coord().cloned();
+        let tx_id = gtid.clone().unwrap_or_else(|| tx.position.to_string());
+        let mut per_table: std::collections::HashMap<TableId, u64> = Default::default();
+        let mut sent = 0;
+        let now = now_ms();
+        for change in &tx.changes {
+            let Change::Row(r) = change else { continue };
+            let parts: Vec<RowChange> = split_key_change(r);
+            for part in &parts {
+                let n = per_table.entry(r.table.id.clone()).or_default();
+                *n += 1;
+                let info = SourceInfo {
+                    name: self.opts.topic_prefix.clone(),
+                    commit_ms: tx.commit_time_ms,
+                    snapshot: false,
+                    server_id,
+                    gtid: gtid.clone(),
+                    file: coord.as_ref().map(|c| c.file.clone()),
+                    pos: coord.as_ref().map_or(0, |c| c.offset),
+                    tx_id: Some(tx_id.clone()),
+                    total_order: part.ordinal + 1,
+                    data_collection_order: *n,
+                };
+                self.send_change(part, &info, now).await?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Produces snapshot rows of one table as `op = r` (within the open transaction).
+    pub async fn send_reads(
+        &self,
+        table: &Arc<schemas::TableSchema>,
+        rows: Vec<schemas::Row>,
+    ) -> Result<()> {
+        let info = SourceInfo {
+            name: self.opts.topic_prefix.clone(),
+            commit_ms: now_ms(),
+            snapshot: true,
+            ..Default::default()
+        };
+        let now = now_ms();
+        for row in rows {
+            let change = RowChange {
+                table: table.clone(),
+                ordinal: 0,
+                op: ChangeOp::Read,
+                before: None,
+                after: Some(row),
+            };
+            self.send_change(&change, &info, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_change(&self, change: &RowChange, info: &SourceInfo, now: i64) -> Result<()> {
+        let image = change.after.as_ref().or(change.before.as_ref());
+        let Some(image) = image else { return Ok(()) };
+        let bad = |source| SinkError::Envelope {
+            table: change.table.id.to_string(),
+            source,
+        };
+        let key = envelope::encode_key(&change.table, image).map_err(bad)?;
+        let value = envelope::encode(change, info, now).map_err(bad)?;
+        let topic = self.opts.topic(&change.table.id);
+        let mut record = FutureRecord::to(&topic).key(&key).payload(&value);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(_delivery) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => return Err(k(format!("producing to {topic}"))(e)),
+            }
+        }
+    }
+
+    /// Produces the position record (when given) and commits the open transaction.
+    pub async fn commit(&self, position: Option<&SourcePosition>) -> Result<()> {
+        if let Some(p) = position {
+            let value = serde_json::json!({
+                "position": p.to_string(),
+                "committed_ms": now_ms(),
+            })
+            .to_string();
+            let topic = self.opts.positions_topic();
+            let record = FutureRecord::to(&topic)
+                .key(self.pipeline.as_bytes())
+                .payload(value.as_bytes());
+            self.producer
+                .send_result(record)
+                .map_err(|(e, _)| k("producing the position record")(e))?;
+        }
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || p.commit_transaction(COMMIT_TIMEOUT))
+            .await
+            .map_err(|e| SinkError::State {
+                reason: format!("kafka producer thread: {e}"),
+            })?
+            .map_err(k("committing a transaction"))
+    }
+
+    /// Aborts the open transaction (after an error).
+    pub async fn abort(&self) {
+        let p = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || p.abort_transaction(COMMIT_TIMEOUT)).await;
+    }
+}
+
+/// An update that changes the row's key becomes a delete of the old key and a create of the
+/// new one (what Debezium does), so per-key order holds across partitions.
+fn split_key_change(r: &RowChange) -> Vec<RowChange> {
+    if let (ChangeOp::Update, Some(b), Some(a)) = (r.op, &r.before, &r.after) {
+        let key = envelope::key_columns(&r.table);
+        if key.iter().any(|&i| b.get(i) != a.get(i)) {
+            return vec![
+                RowChange {
+                    op: ChangeOp::Delete,
+                    after: None,
+                    ..r.clone()
+                },
+                RowChange {
+                    op: ChangeOp::Insert,
+                    before: None,
+                    ..r.clone()
+                },
+            ];
+        }
+    }
+    vec![r.clone()]
+}
+
+fn existing_topics(opts: &KafkaOptions) -> Result<std::collections::HashSet<String>> {
+    let consumer: BaseConsumer = opts
+        .config()
+        .create()
+        .map_err(k("creating a metadata client"))?;
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(30))
+        .map_err(k("reading the cluster's topics"))?;
+    Ok(md.topics().iter().map(|t| t.name().to_owned()).collect())
+}
+
+fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePosition>> {
+    let topic = opts.positions_topic();
+    let consumer: BaseConsumer = opts
+        .config()
+        .set("group.id", format!("my2pg-{pipeline}-position-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(k("creating the position reader"))?;
+    let (low, high) = match consumer.fetch_watermarks(&topic, 0, Duration::from_secs(30)) {
+        Ok(w) => w,
+        Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(k(format!("reading the watermarks of {topic}"))(e)),
+    };
+    if high <= low {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    // Each committed batch adds its record and a commit marker; the last thousand offsets
+    // hold the last committed record unless hundreds of aborted batches came after it.
+    let from = (high - 1000).max(low);
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(from))
+        .map_err(k("seeking in the positions topic"))?;
+    consumer
+        .assign(&tpl)
+        .map_err(k("reading the positions topic"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last: Option<String> = None;
+    loop {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.map_err(k(format!("reading {topic}")))?;
+            if m.key() == Some(pipeline.as_bytes())
+                && let Some(v) = m.payload()
+                && let Ok(j) = serde_json::from_slice::<serde_json::Value>(v)
+                && let Some(p) = j.get("position").and_then(|p| p.as_str())
+            {
+                last = Some(p.to_owned());
+            }
+        }
+        let pos = consumer
+            .position()
+            .ok()
+            .and_then(|l| {
+                l.find_partition(&topic, 0)
+                    .and_then(|e| e.offset().to_raw())
+            })
+            .unwrap_or(-1);
+        if pos >= high {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(SinkError::State {
+                reason: format!("could not read {topic} up to offset {high} within 60 s"),
+            });
+        }
+    }
+    info!(topic = %topic, position = ?last, "publisher position read");
+    last.map(|p| {
+        p.parse().map_err(
+            |e: schemas::position::PositionParseError| SinkError::State {
+                reason: format!("{topic} holds an unreadable position: {e}"),
+            },
+        )
+    })
+    .transpose()
+}

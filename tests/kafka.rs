@@ -1,0 +1,519 @@
+//! The Kafka path end to end: `sync --via kafka` publishing into librdkafka's mock cluster,
+//! `my2pg apply` workers consuming into the real PostgreSQL of the harness.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use my2pg::harness::{self, TestDb};
+use my2pg::sync::{self, Exit, SyncOptions};
+use rand::Rng as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+
+fn kafka_config(db: &TestDb, brokers: &str) -> my2pg::config::Config {
+    let mut cfg = sync_config(db);
+    cfg.kafka.brokers = brokers.to_owned();
+    cfg.kafka.topic_prefix = format!("t_{}", db.name);
+    cfg.kafka.partitions = 4;
+    cfg.kafka.group = format!("apply_{}", db.name);
+    cfg.kafka.client = client_settings();
+    cfg.sync.heartbeat_interval_ms = 200;
+    cfg
+}
+
+/// A dead worker's partitions move after the session timeout: short in tests.
+fn client_settings() -> std::collections::BTreeMap<String, String> {
+    [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "300"),
+        ("transaction.timeout.ms", "20000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The same settings as a config file, for `my2pg apply` child processes.
+fn config_file(db: &TestDb, cfg: &my2pg::config::Config) -> tempfile::NamedTempFile {
+    let mut client = String::new();
+    for (k, v) in &cfg.kafka.client {
+        client.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+    }
+    let text = format!(
+        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[tables]\ndatabases = [\"{}\"]\n\
+         [sync]\nheartbeat_table = \"{}\"\nheartbeat_interval_ms = {}\nbatch_rows = 500\n\
+         [kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\ngroup = \"{}\"\n[kafka.client]\n{client}",
+        db.mysql_url,
+        db.pg_url,
+        db.name,
+        cfg.sync.heartbeat_table,
+        cfg.sync.heartbeat_interval_ms,
+        cfg.kafka.brokers,
+        cfg.kafka.topic_prefix,
+        cfg.kafka.partitions,
+        cfg.kafka.group,
+    );
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+/// A worker process, killed when the test ends (even by a panic).
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(config: &std::path::Path) -> Worker {
+    Worker(
+        Command::new(env!("CARGO_BIN_EXE_my2pg"))
+            .args(["--config", config.to_str().unwrap()])
+            .args(["apply", "--from", "kafka", "--listen", "127.0.0.1:0"])
+            .env(
+                "RUST_LOG",
+                std::env::var("MY2PG_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn pg(db: &TestDb) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+/// Applied events per (topic, partition) as `my2pg.kafka_offsets` counts them.
+async fn applied(pg: &tokio_postgres::Client, group: &str) -> HashMap<(String, i32), (i64, i64)> {
+    pg.query(
+        "SELECT topic, partition, next_offset, applied_events FROM my2pg.kafka_offsets WHERE consumer_group = $1",
+        &[&group],
+    )
+    .await
+    .map(|rows| {
+        rows.iter()
+            .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Committed messages per (topic, partition), read with `read_committed` to the end.
+fn committed_messages(brokers: &str, topics: &[String]) -> HashMap<(String, i32), i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "my2pg-test-counter")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for t in topics {
+        let md = c.fetch_metadata(Some(t), Duration::from_secs(10)).unwrap();
+        for p in md.topics()[0].partitions() {
+            let (_, high) = c
+                .fetch_watermarks(t, p.id(), Duration::from_secs(10))
+                .unwrap();
+            ends.insert((t.clone(), p.id()), high);
+            tpl.add_partition_offset(t, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    c.assign(&tpl).unwrap();
+    let mut counts: HashMap<(String, i32), i64> = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            *counts
+                .entry((m.topic().to_owned(), m.partition()))
+                .or_default() += 1;
+        }
+        let pos = c.position().unwrap();
+        let done = ends.iter().all(|((t, p), high)| {
+            pos.find_partition(t, *p)
+                .and_then(|e| e.offset().to_raw())
+                .is_some_and(|o| o >= *high)
+                || *high == 0
+        });
+        if done {
+            return counts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "could not read the topics to their end"
+        );
+    }
+}
+
+async fn writes(url: String, rounds: usize, first_new: i64) {
+    let mut c = my_conn(&url).await;
+    let mut next = first_new;
+    for _ in 0..rounds {
+        let (kind, a) = {
+            let mut r = rand::rng();
+            (r.random_range(0..10), r.random_range(1..next))
+        };
+        let sql = match kind {
+            0..=3 => {
+                next += 1;
+                format!("INSERT INTO t1 VALUES ({next}, 'n{next}', {next}.5)")
+            }
+            4..=6 => format!("UPDATE t1 SET v = CONCAT(v, 'u'), d = d + 1 WHERE id = {a}"),
+            7 => format!("DELETE FROM t1 WHERE id = {a}"),
+            8 => {
+                next += 1;
+                format!("UPDATE t1 SET id = {next} WHERE id = {a}")
+            }
+            _ => format!(
+                "BEGIN; INSERT INTO t2 VALUES ({a}, 'x') ON DUPLICATE KEY UPDATE note = CONCAT(note, 'y'); \
+                 UPDATE t1 SET d = d - 1 WHERE id = {a}; COMMIT"
+            ),
+        };
+        exec(&mut c, &sql).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_apply_every_event_exactly_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    // scripts/kafka-e2e points this test at a real Kafka-protocol broker.
+    let real = std::env::var("MY2PG_TEST_KAFKA_BROKERS").ok();
+    let mock = MockCluster::new(3).unwrap();
+    let brokers = real.clone().unwrap_or_else(|| mock.bootstrap_servers());
+    let db = harness::shared().fresh("kafka_scale").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "CREATE TABLE t1 (id INT PRIMARY KEY, v VARCHAR(200), d DECIMAL(12,2))",
+    )
+    .await;
+    exec(&mut c, "CREATE TABLE t2 (k INT PRIMARY KEY, note TEXT)").await;
+    exec(
+        &mut c,
+        "INSERT INTO t1 SELECT seq, CONCAT('v', seq), seq / 4 FROM seq_1_to_2000",
+    )
+    .await;
+    let cfg = kafka_config(&db, &brokers);
+    let file = config_file(&db, &cfg);
+    let prefix = &cfg.kafka.topic_prefix;
+    let topics = vec![
+        format!("{prefix}.{}.t1", db.name),
+        format!("{prefix}.{}.t2", db.name),
+        format!("{prefix}.{}", cfg.sync.heartbeat_table),
+    ];
+    // The mock cluster's CreateTopics does not always answer; the publisher leaves existing
+    // topics alone.
+    for t in &topics {
+        mock.create_topic(t, 4, 1).unwrap();
+    }
+    mock.create_topic(&format!("{prefix}-my2pg-positions"), 1, 1)
+        .unwrap();
+
+    // The publisher, in this process.
+    let ctx = sync::context(
+        &cfg,
+        my2pg::metrics::Metrics::new().unwrap(),
+        my2pg::health::Health::new(),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = SyncOptions {
+        via_kafka: true,
+        ..Default::default()
+    };
+    let publisher = tokio::spawn(sync::run(ctx, opts, stop_rx));
+    // Two workers, as processes: one is killed with SIGKILL mid-stream.
+    let mut a = spawn_worker(file.path());
+    let mut b = spawn_worker(file.path());
+    let load = tokio::spawn(writes(db.mysql_db_url.clone(), 1500, 2000));
+    let pg = pg(&db).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let events: i64 = applied(&pg, &cfg.kafka.group)
+            .await
+            .values()
+            .map(|v| v.1)
+            .sum();
+        let partitions = applied(&pg, &cfg.kafka.group).await.len();
+        if events > 2500 && partitions >= 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers did not start applying ({events} events)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    load.await.unwrap();
+    writes(db.mysql_db_url.clone(), 300, 100_000).await;
+    let waited = tokio::spawn({
+        let db = db.clone();
+        async move { wait_identical(&db, &["t1", "t2"], Duration::from_secs(60)).await }
+    });
+    if let Err(e) = waited.await {
+        let b2 = brokers.clone();
+        let t2 = topics.clone();
+        let published = tokio::task::spawn_blocking(move || committed_messages(&b2, &t2))
+            .await
+            .unwrap();
+        panic!(
+            "{e}; applied {:?}; published {published:?}",
+            applied(&pg, &cfg.kafka.group).await
+        );
+    }
+
+    // Stop publishing; every committed message is applied exactly once.
+    stop_tx.send(true).unwrap();
+    assert_eq!(publisher.await.unwrap().unwrap(), Exit::Stopped);
+    let b2 = brokers.clone();
+    let t2 = topics.clone();
+    let published = tokio::task::spawn_blocking(move || committed_messages(&b2, &t2))
+        .await
+        .unwrap();
+    let total: i64 = published.values().sum();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = applied(&pg, &cfg.kafka.group).await;
+        let events: i64 = got.values().map(|v| v.1).sum();
+        assert!(
+            events <= total,
+            "{events} events applied, only {total} published: {got:?}"
+        );
+        if events == total {
+            for (k, n) in &published {
+                assert_eq!(got.get(k).map(|v| v.1), Some(*n), "partition {k:?}");
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{events} of {total} events applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The verifier agrees.
+    let out = Command::new(env!("CARGO_BIN_EXE_my2pg"))
+        .args([
+            "--config",
+            file.path().to_str().unwrap(),
+            "verify",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Heartbeats travelled through Kafka into my2pg.heartbeat.
+    let hb: i64 = pg
+        .query_one("SELECT count(*) FROM my2pg.heartbeat", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hb, 1);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(b.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = b.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+fn produce(brokers: &str, topic: &str, key: &[u8], value: Option<&[u8]>) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let mut r = BaseRecord::to(topic).key(key);
+    if let Some(v) = value {
+        r = r.payload(v);
+    }
+    p.send(r).map_err(|(e, _)| e).unwrap();
+    p.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// Debezium's MySQL connector tutorial events (`inventory.customers`), with the schema part
+/// as the JsonConverter writes it by default, then without.
+fn debezium_events(db: &str) -> Vec<(String, Option<String>)> {
+    let source = |pos: u64| {
+        format!(
+            r#"{{"version":"2.7.0.Final","connector":"mysql","name":"dbserver1","ts_ms":1486500577000,"snapshot":"false","db":"{db}","sequence":null,"table":"customers","server_id":223344,"gtid":null,"file":"mysql-bin.000003","pos":{pos},"row":0,"thread":7,"query":null}}"#
+        )
+    };
+    let schema = r#"{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":false,"field":"first_name"},{"type":"string","optional":false,"field":"last_name"},{"type":"string","optional":false,"field":"email"}],"optional":true,"name":"dbserver1.inventory.customers.Value","field":"before"}],"optional":false,"name":"dbserver1.inventory.customers.Envelope"}"#;
+    vec![
+        (
+            r#"{"id":1004}"#.into(),
+            Some(format!(
+                r#"{{"schema":{schema},"payload":{{"before":null,"after":{{"id":1004,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org"}},"source":{},"op":"c","ts_ms":1486500577691}}}}"#,
+                source(154)
+            )),
+        ),
+        (
+            r#"{"id":1005}"#.into(),
+            Some(format!(
+                r#"{{"before":null,"after":{{"id":1005,"first_name":"Sally","last_name":"Thomas","email":"sally.thomas@acme.com"}},"source":{},"op":"r","ts_ms":1486500577691}}"#,
+                source(154)
+            )),
+        ),
+        (
+            r#"{"id":1004}"#.into(),
+            Some(format!(
+                r#"{{"before":{{"id":1004,"first_name":"Anne","last_name":"Kretchmar","email":"annek@noanswer.org"}},"after":{{"id":1004,"first_name":"Anne Marie","last_name":"Kretchmar","email":"annek@noanswer.org"}},"source":{},"op":"u","ts_ms":1465581029523}}"#,
+                source(484)
+            )),
+        ),
+        (
+            r#"{"id":1005}"#.into(),
+            Some(format!(
+                r#"{{"before":{{"id":1005,"first_name":"Sally","last_name":"Thomas","email":"sally.thomas@acme.com"}},"after":null,"source":{},"op":"d","ts_ms":1465581902461}}"#,
+                source(805)
+            )),
+        ),
+        // Debezium's tombstone after a delete.
+        (r#"{"id":1005}"#.into(), None),
+    ]
+}
+
+async fn start_worker(
+    cfg: &my2pg::config::Config,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<Exit>>,
+) {
+    let ctx = sync::context(
+        cfg,
+        my2pg::metrics::Metrics::new().unwrap(),
+        my2pg::health::Health::new(),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    (stop_tx, tokio::spawn(sync::consume::run(ctx, stop_rx)))
+}
+
+async fn names(pg: &tokio_postgres::Client, db: &str) -> Vec<(i32, String)> {
+    pg.query(
+        &format!("SELECT id, first_name FROM \"{db}\".customers ORDER BY id"),
+        &[],
+    )
+    .await
+    .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_letters() {
+    let mock = MockCluster::new(1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let db = harness::shared().fresh("kafka_debezium").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "CREATE TABLE customers (id INT PRIMARY KEY, first_name VARCHAR(255) NOT NULL, \
+         last_name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE)",
+    )
+    .await;
+    let mut cfg = kafka_config(&db, &brokers);
+    cfg.sync.heartbeat_interval_ms = 0;
+    let topic = format!("{}.{}.customers", cfg.kafka.topic_prefix, db.name);
+    mock.create_topic(&topic, 1, 1).unwrap();
+    for (k, v) in debezium_events(&db.name) {
+        produce(
+            &brokers,
+            &topic,
+            k.as_bytes(),
+            v.as_deref().map(str::as_bytes),
+        );
+    }
+    let pg = pg(&db).await;
+    let (stop, worker) = start_worker(&cfg).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while names(&pg, &db.name).await != vec![(1004, "Anne Marie".to_owned())] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            names(&pg, &db.name).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Poison: not JSON, at offset 5. The worker stops naming topic, partition and offset.
+    produce(&brokers, &topic, b"x", Some(b"not json at all"));
+    let err = tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    let msg = my2pg::exit::render(&err);
+    assert!(
+        msg.contains(&format!("{topic}[0]@5")) && msg.contains("not JSON"),
+        "{msg}"
+    );
+    drop(stop);
+    // With the dead-letter policy: recorded, skipped, and the next message applies.
+    let unknown = format!(
+        r#"{{"before":null,"after":{{"id":1,"nope":2}},"source":{{"db":"{}","table":"customers"}},"op":"c"}}"#,
+        db.name
+    );
+    produce(&brokers, &topic, b"y", Some(unknown.as_bytes()));
+    let (k, v) = &debezium_events(&db.name)[1];
+    produce(
+        &brokers,
+        &topic,
+        k.as_bytes(),
+        v.as_deref().map(str::as_bytes),
+    );
+    cfg.kafka.on_poison = sink::apply::ErrorPolicy::DeadLetter;
+    let (stop, worker) = start_worker(&cfg).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while names(&pg, &db.name).await.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            names(&pg, &db.name).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead: Vec<(String, String)> = pg
+        .query(
+            "SELECT position, error FROM my2pg.dead_letter ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0].0, format!("{topic}[0]@5"));
+    assert!(dead[1].1.contains("nope"), "{dead:?}");
+    stop.send(true).unwrap();
+    assert_eq!(worker.await.unwrap().unwrap(), Exit::Stopped);
+}
