@@ -243,11 +243,25 @@ pub async fn defer_ddl<C: GenericClient + Sync>(
         )
         .await
         .map_err(q("replacing deferred DDL"))?;
-    for (i, s) in statements.iter().enumerate() {
+    let rows: Vec<(i32, &String)> = statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as i32, s))
+        .collect();
+    insert_ddl(client, pipeline, &name, &rows).await
+}
+
+async fn insert_ddl<C: GenericClient + Sync>(
+    client: &C,
+    pipeline: &str,
+    table: &str,
+    rows: &[(i32, &String)],
+) -> Result<()> {
+    for (ordinal, statement) in rows {
         client
             .execute(
                 "INSERT INTO my2pg.deferred_ddl (pipeline, source_table, ordinal, statement) VALUES ($1, $2, $3, $4)",
-                &[&pipeline, &name, &(i as i32), s],
+                &[&pipeline, &table, ordinal, statement],
             )
             .await
             .map_err(q("recording deferred DDL"))?;
@@ -280,18 +294,12 @@ pub async fn after_load_ddl<C: GenericClient + Sync>(
     table: &TableId,
     statements: &[String],
 ) -> Result<()> {
-    let name = table.to_string();
-    for (i, s) in statements.iter().enumerate() {
-        let ordinal = -1 - i as i32;
-        client
-            .execute(
-                "INSERT INTO my2pg.deferred_ddl (pipeline, source_table, ordinal, statement) VALUES ($1, $2, $3, $4)",
-                &[&pipeline, &name, &ordinal, s],
-            )
-            .await
-            .map_err(q("recording post-copy DDL"))?;
-    }
-    Ok(())
+    let rows: Vec<(i32, &String)> = statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (-1 - i as i32, s))
+        .collect();
+    insert_ddl(client, pipeline, &table.to_string(), &rows).await
 }
 
 /// The statements recorded by [`after_load_ddl`] that have not run yet: (table, statement).

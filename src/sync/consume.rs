@@ -39,7 +39,7 @@ use sink::kafka::offsets::{Consumed, Fence};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{Exit, SyncContext, applier_config, copies, discover, error_kind, is_transient};
+use super::{Exit, Retry, SyncContext, applier_config, copies, discover, error_kind, is_transient};
 use crate::health::Phase;
 use crate::metrics::ErrorKind;
 
@@ -54,19 +54,14 @@ pub async fn run(ctx: SyncContext, stop: watch::Receiver<bool>) -> Result<Exit> 
         match run_once(&ctx, stop.clone()).await {
             Ok(exit) => return Ok(exit),
             Err(e) if is_transient(&e) && !*stop.borrow() => {
-                ctx.metrics.error(error_kind(&e, true));
-                let msg = crate::exit::render(&e);
-                warn!(error = %msg, retry_in = ?backoff, "apply worker interrupted; rejoining the group");
-                ctx.health.set(Phase::Retrying(msg));
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_millis(500);
+                let retry = Retry {
+                    action: "apply worker interrupted; rejoining the group",
+                    ran: started.elapsed(),
+                    max: max_backoff,
+                };
+                if !retry.wait(&ctx, &e, &mut backoff, &stop).await {
+                    return Ok(Exit::Stopped);
                 }
-                let mut s = stop.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = s.changed() => return Ok(Exit::Stopped),
-                }
-                backoff = (backoff * 2).min(max_backoff);
             }
             Err(e) => {
                 ctx.metrics.error(error_kind(&e, false));

@@ -310,6 +310,54 @@ pub(crate) fn error_kind(e: &anyhow::Error, transient: bool) -> ErrorKind {
     }
 }
 
+/// The source's preflight checks (ROW format, privileges, …): the first failure, with its fix.
+pub(crate) async fn preflight_source(ctx: &SyncContext) -> Result<()> {
+    let mut pre = ctx.source.connect().await?;
+    let report = cdc_reader::preflight::preflight(&mut pre, &Default::default()).await?;
+    if let Some(e) = report.first_failure() {
+        return Err(e.into());
+    }
+    let _ = pre.disconnect().await;
+    Ok(())
+}
+
+/// The wait after a transient error of a run loop.
+pub(crate) struct Retry {
+    /// What the log says happens next.
+    pub action: &'static str,
+    /// How long the failed run ran (a minute of good running resets the backoff).
+    pub ran: Duration,
+    /// Longest backoff.
+    pub max: Duration,
+}
+
+impl Retry {
+    /// Counts and logs `e`, marks the pipeline retrying and waits `backoff` (then doubles it).
+    /// Returns `false` when a stop was requested meanwhile.
+    pub async fn wait(
+        &self,
+        ctx: &SyncContext,
+        e: &anyhow::Error,
+        backoff: &mut Duration,
+        stop: &watch::Receiver<bool>,
+    ) -> bool {
+        ctx.metrics.error(error_kind(e, true));
+        let msg = crate::exit::render(e);
+        warn!(error = %msg, retry_in = ?*backoff, "{}", self.action);
+        ctx.health.set(Phase::Retrying(msg));
+        if self.ran > Duration::from_secs(60) {
+            *backoff = Duration::from_millis(500);
+        }
+        let mut s = stop.clone();
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep(*backoff) => false,
+            _ = s.changed() => true,
+        };
+        *backoff = (*backoff * 2).min(self.max);
+        !stopped
+    }
+}
+
 /// Runs the pipeline until stopped: retries transient errors with backoff, returns definite
 /// ones.
 pub async fn run(ctx: SyncContext, opts: SyncOptions, stop: watch::Receiver<bool>) -> Result<Exit> {
@@ -368,19 +416,14 @@ async fn run_pipeline(
                 return Ok(exit);
             }
             Err(e) if is_transient(&e) && !*stop.borrow() => {
-                ctx.metrics.error(error_kind(&e, true));
-                let msg = crate::exit::render(&e);
-                warn!(error = %msg, retry_in = ?backoff, "pipeline interrupted; resuming from the checkpoint");
-                ctx.health.set(Phase::Retrying(msg));
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_millis(500);
+                let retry = Retry {
+                    action: "pipeline interrupted; resuming from the checkpoint",
+                    ran: started.elapsed(),
+                    max: max_backoff,
+                };
+                if !retry.wait(&ctx, &e, &mut backoff, &stop).await {
+                    return Ok(Exit::Stopped);
                 }
-                let mut s = stop.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = s.changed() => return Ok(Exit::Stopped),
-                }
-                backoff = (backoff * 2).min(max_backoff);
                 // A resnapshot requested on the command line was done by the failed run.
                 opts.resnapshot.clear();
             }
@@ -421,14 +464,7 @@ async fn run_once(
         ctx.targeting.clone(),
     )
     .await?;
-    {
-        let mut pre = ctx.source.connect().await?;
-        let report = cdc_reader::preflight::preflight(&mut pre, &Default::default()).await?;
-        if let Some(e) = report.first_failure() {
-            return Err(e.into());
-        }
-        let _ = pre.disconnect().await;
-    }
+    preflight_source(ctx).await?;
     let tables = discover(ctx).await?;
     let targets = outputs(ctx, &tables)?;
     for t in &targets {

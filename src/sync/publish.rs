@@ -45,14 +45,7 @@ pub async fn run_once(
     pg.batch_execute("BEGIN").await?;
     sink::state::ensure_state(&pg).await?;
     pg.batch_execute("COMMIT").await?;
-    {
-        let mut pre = ctx.source.connect().await?;
-        let report = cdc_reader::preflight::preflight(&mut pre, &Default::default()).await?;
-        if let Some(e) = report.first_failure() {
-            return Err(e.into());
-        }
-        let _ = pre.disconnect().await;
-    }
+    super::preflight_source(ctx).await?;
     let tables = discover(ctx).await?;
     let publisher = Publisher::connect(&kopts, &ctx.pipeline, None).await?;
     let mut ids: Vec<TableId> = tables.iter().map(|t| t.id.clone()).collect();
