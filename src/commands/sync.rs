@@ -35,37 +35,13 @@ pub async fn run(
         })?;
         resnapshot_ids.push(id);
     }
-    let metrics = Metrics::new()?;
-    let health = Health::new();
-    let mut http_cfg = cfg.http.clone();
-    if let Some(l) = listen {
-        http_cfg.listen = l;
-    }
-    let server = http::serve(&http_cfg, metrics.clone(), health.clone()).await?;
-    let alerting = Alerting::start(&cfg.alerts, &metrics, &health)?;
-    let ctx = sync::context(cfg, metrics, health)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        info!("stop requested; finishing the batch in flight");
-        let _ = stop_tx.send(true);
-    });
-    let result = sync::run(
-        ctx,
-        SyncOptions {
-            snapshot_only,
-            resnapshot: resnapshot_ids,
-            via_kafka: via == crate::cli::Via::Kafka,
-        },
-        stop_rx,
-    )
-    .await;
-    signals.abort();
-    if let Some(a) = alerting {
-        a.shutdown(Duration::from_secs(5)).await;
-    }
-    let _ = server.shutdown().await;
-    let exit = result?;
+    let opts = SyncOptions {
+        snapshot_only,
+        resnapshot: resnapshot_ids,
+        via_kafka: via == crate::cli::Via::Kafka,
+    };
+    let result = sidecar(cfg, listen, |ctx, stop| sync::run(ctx, opts, stop)).await;
+    let exit = result??;
     exit::emit(&sync::describe_exit(&exit));
     Ok(match exit {
         Exit::Stopped | Exit::SnapshotOnly(_) => exit::OK,
@@ -74,6 +50,23 @@ pub async fn run(
 
 /// Runs `apply --from kafka` (one worker of the group); returns the exit code.
 pub async fn apply(cfg: &Config, listen: Option<SocketAddr>) -> Result<u8> {
+    let result = sidecar(cfg, listen, sync::consume::run).await;
+    let exit = result??;
+    exit::emit(&sync::describe_exit(&exit));
+    Ok(exit::OK)
+}
+
+/// Runs `run` as the sidecar does: `/metrics` and health endpoints, alerting, and SIGINT or
+/// SIGTERM turned into the stop signal; everything is shut down when `run` ends.
+async fn sidecar<F, Fut>(
+    cfg: &Config,
+    listen: Option<SocketAddr>,
+    run: F,
+) -> anyhow::Result<anyhow::Result<Exit>>
+where
+    F: FnOnce(sync::SyncContext, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Exit>>,
+{
     let metrics = Metrics::new()?;
     let health = Health::new();
     let mut http_cfg = cfg.http.clone();
@@ -89,15 +82,13 @@ pub async fn apply(cfg: &Config, listen: Option<SocketAddr>) -> Result<u8> {
         info!("stop requested; finishing the batch in flight");
         let _ = stop_tx.send(true);
     });
-    let result = sync::consume::run(ctx, stop_rx).await;
+    let result = run(ctx, stop_rx).await;
     signals.abort();
     if let Some(a) = alerting {
         a.shutdown(Duration::from_secs(5)).await;
     }
     let _ = server.shutdown().await;
-    let exit = result?;
-    exit::emit(&sync::describe_exit(&exit));
-    Ok(exit::OK)
+    Ok(result)
 }
 
 async fn wait_for_signal() {

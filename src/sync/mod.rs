@@ -88,6 +88,27 @@ impl std::fmt::Debug for SyncContext {
 }
 
 impl SyncContext {
+    /// The binlog reader of the pipeline: the migrated tables and the heartbeat table, the
+    /// configured server id, fragments sized from the batch budget, and the runway clock.
+    pub(crate) fn reader(&self) -> BinlogReader {
+        let sel = self.selection.clone();
+        let hb = self.heartbeat_table.clone();
+        let chain = self.transforms.clone();
+        let selection: cdc_reader::binlog::decoder::Selection = Arc::new(move |id: &TableId| {
+            (sel.selects(id) && chain.keeps_table(id)) || hb.as_ref() == Some(id)
+        });
+        let mut config = StreamConfig::new(selection);
+        config.server_id = self.sync.server_id;
+        config.clock = self.clock.clone();
+        // Memory: the channel holds at most `channel_capacity` fragments; sizing fragments
+        // from the batch budget keeps a huge source transaction within about twice
+        // `batch_bytes` (channel plus the batch being applied) instead of capacity × the
+        // reader's default fragment size.
+        config.fragment_bytes = (self.sync.batch_bytes / self.sync.channel_capacity.max(1))
+            .clamp(256 << 10, config.fragment_bytes);
+        BinlogReader::new(self.source.clone(), config)
+    }
+
     fn is_migrated(&self, id: &TableId) -> bool {
         self.selection.selects(id)
             && self.heartbeat_table.as_ref() != Some(id)
@@ -624,21 +645,7 @@ async fn stream(
     let budget = Arc::new(tokio::sync::Semaphore::new(budget_bytes));
     let (backlog_tx, mut rx) = mpsc::channel::<(SourceTx, u32)>(BACKLOG_TRANSACTIONS);
     let forwarder = tokio::spawn(forward(reader_rx, backlog_tx, budget.clone(), budget_bytes));
-    let sel = ctx.selection.clone();
-    let hb = ctx.heartbeat_table.clone();
-    let chain = ctx.transforms.clone();
-    let selection: cdc_reader::binlog::decoder::Selection = Arc::new(move |id: &TableId| {
-        (sel.selects(id) && chain.keeps_table(id)) || hb.as_ref() == Some(id)
-    });
-    let mut config = StreamConfig::new(selection);
-    config.server_id = ctx.sync.server_id;
-    config.clock = ctx.clock.clone();
-    // Memory: the channel holds at most `channel_capacity` fragments; sizing fragments from the
-    // batch budget keeps a huge source transaction within about twice `batch_bytes` (channel
-    // plus the batch being applied) instead of capacity × the reader's default fragment size.
-    config.fragment_bytes = (ctx.sync.batch_bytes / ctx.sync.channel_capacity.max(1))
-        .clamp(256 << 10, config.fragment_bytes);
-    let reader = BinlogReader::new(ctx.source.clone(), config);
+    let reader = ctx.reader();
     let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
     let reader_task =
         tokio::spawn(async move { reader.run_resilient(from, &tx, max_backoff).await });

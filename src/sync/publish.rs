@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use cdc_reader::binlog::stream::{BinlogReader, StreamConfig, current_position};
+use cdc_reader::binlog::stream::current_position;
 use schemas::{SourcePosition, SourceTx, TableId};
 use sink::kafka::publish::Publisher;
 use tokio::sync::{mpsc, watch};
@@ -95,18 +95,7 @@ async fn stream(
     mut stop: watch::Receiver<bool>,
 ) -> Result<Exit> {
     let (tx, mut rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
-    let sel = ctx.selection.clone();
-    let hb = ctx.heartbeat_table.clone();
-    let chain = ctx.transforms.clone();
-    let selection: cdc_reader::binlog::decoder::Selection =
-        std::sync::Arc::new(move |id: &TableId| {
-            (sel.selects(id) && chain.keeps_table(id)) || hb.as_ref() == Some(id)
-        });
-    let mut config = StreamConfig::new(selection);
-    config.server_id = ctx.sync.server_id;
-    config.fragment_bytes = (ctx.sync.batch_bytes / ctx.sync.channel_capacity.max(1))
-        .clamp(256 << 10, config.fragment_bytes);
-    let reader = BinlogReader::new(ctx.source.clone(), config);
+    let reader = ctx.reader();
     let max_backoff = Duration::from_secs(ctx.sync.retry_max_backoff_secs.max(1));
     let reader_task =
         tokio::spawn(async move { reader.run_resilient(from, &tx, max_backoff).await });
