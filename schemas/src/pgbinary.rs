@@ -191,56 +191,69 @@ fn encode_numeric(n: &Numeric, out: &mut Vec<u8>) -> Result<(), BinaryError> {
         }
         Numeric::Value(d) => d,
     };
+    encode_decimal(d, out)
+}
+
+/// The binary `numeric` of exact decimal text: base-10000 digit groups, written straight into
+/// `out` (the copy's hot path: no allocation).
+pub fn encode_decimal(d: &Decimal, out: &mut Vec<u8>) -> Result<(), BinaryError> {
     let text = d.as_str();
     let (negative, abs) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
     };
     let (int, frac) = abs.split_once('.').unwrap_or((abs, ""));
-    let int = int.trim_start_matches('0');
-    let group = |s: &str| -> i16 {
-        // Four ASCII digits: at most 9999.
-        s.bytes()
-            .fold(0i16, |acc, b| acc * 10 + i16::from(b - b'0'))
-    };
-    let mut digits: Vec<i16> = Vec::new();
-    let int_pad = (4 - int.len() % 4) % 4;
-    let int_padded = format!("{}{int}", "0".repeat(int_pad));
-    for chunk in int_padded.as_bytes().chunks(4) {
-        digits.push(group(std::str::from_utf8(chunk).unwrap_or("0")));
-    }
-    let mut weight = len_i32(digits.len(), "a numeric")? - 1;
-    let frac_pad = (4 - frac.len() % 4) % 4;
-    let frac_padded = format!("{frac}{}", "0".repeat(frac_pad));
-    for chunk in frac_padded.as_bytes().chunks(4) {
-        digits.push(group(std::str::from_utf8(chunk).unwrap_or("0")));
-    }
-    let lead = digits.iter().take_while(|&&g| g == 0).count();
-    digits.drain(..lead);
-    weight -= len_i32(lead, "a numeric")?;
-    while digits.last() == Some(&0) {
-        digits.pop();
-    }
-    let sign = if digits.is_empty() {
-        weight = 0;
-        NUMERIC_POS
-    } else if negative {
-        NUMERIC_NEG
-    } else {
-        NUMERIC_POS
-    };
+    let (int, frac) = (int.trim_start_matches('0').as_bytes(), frac.as_bytes());
     let too_large = || BinaryError::TooLarge {
         what: format!("numeric {text}"),
     };
-    let ndigits = i16::try_from(digits.len()).map_err(|_| too_large())?;
-    let weight = i16::try_from(weight).map_err(|_| too_large())?;
+    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return Err(BinaryError::Decode {
+            ty: "numeric".into(),
+            reason: format!("{text:?} is not decimal text"),
+        });
+    }
+    // The digits as one stream: the integer part left-padded and the fraction right-padded
+    // with zeros to whole groups of four.
+    let int_pad = (4 - int.len() % 4) % 4;
+    let int_groups = (int.len() + int_pad) / 4;
+    let groups = int_groups + frac.len().div_ceil(4);
+    let digit = |p: usize| -> i16 {
+        let b = match p.checked_sub(int_pad) {
+            None => return 0,
+            Some(i) if i < int.len() => int[i],
+            Some(i) => match frac.get(i - int.len()) {
+                Some(&b) => b,
+                None => return 0,
+            },
+        };
+        i16::from(b - b'0')
+    };
+    let group = |g: usize| (0..4).fold(0i16, |acc, j| acc * 10 + digit(g * 4 + j));
+    // Zero groups at either end are left out; the weight counts from the first one kept.
+    let first = (0..groups).find(|&g| group(g) != 0);
+    let last = (0..groups).rev().find(|&g| group(g) != 0);
     let dscale = u16::try_from(frac.len()).map_err(|_| too_large())?;
+    let (ndigits, weight, sign, kept) = match (first, last) {
+        (Some(f), Some(l)) => {
+            let weight = i64::try_from(int_groups).map_err(|_| too_large())?
+                - 1
+                - i64::try_from(f).map_err(|_| too_large())?;
+            (
+                i16::try_from(l - f + 1).map_err(|_| too_large())?,
+                i16::try_from(weight).map_err(|_| too_large())?,
+                if negative { NUMERIC_NEG } else { NUMERIC_POS },
+                f..l + 1,
+            )
+        }
+        _ => (0, 0, NUMERIC_POS, 0..0),
+    };
     out.extend_from_slice(&ndigits.to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&dscale.to_be_bytes());
-    for g in digits {
-        out.extend_from_slice(&g.to_be_bytes());
+    for g in kept {
+        out.extend_from_slice(&group(g).to_be_bytes());
     }
     Ok(())
 }

@@ -380,6 +380,178 @@ impl TableMapping {
     }
 }
 
+/// A source row that cannot be written as a COPY tuple.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyRowError {
+    /// A value does not convert under the column's policies.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// A converted value does not fit the wire format.
+    #[error(transparent)]
+    Binary(#[from] crate::pgbinary::BinaryError),
+}
+
+/// Why one field could not be written.
+enum FieldError {
+    Convert(ConvertProblem),
+    Binary(crate::pgbinary::BinaryError),
+}
+
+impl From<ConvertProblem> for FieldError {
+    fn from(p: ConvertProblem) -> Self {
+        FieldError::Convert(p)
+    }
+}
+
+impl From<crate::pgbinary::BinaryError> for FieldError {
+    fn from(e: crate::pgbinary::BinaryError) -> Self {
+        FieldError::Binary(e)
+    }
+}
+
+impl TableMapping {
+    /// Writes one source row as a binary COPY tuple straight from the source values: exactly
+    /// the bytes of [`crate::pgbinary::copy_row`] over [`Self::convert_row`], without building
+    /// a `PgValue` per column. This is the initial copy's hot path, where the intermediate
+    /// values (a `String` copy per text column, a `Vec` per row) were a large share of
+    /// my2pg's CPU. On error nothing is to be trusted in `out` past its length on entry.
+    pub fn copy_row(&self, row: &Row, out: &mut Vec<u8>) -> Result<(), CopyRowError> {
+        if row.len() != self.columns.len() {
+            // The conversion names the mismatch.
+            self.convert_row(row)?;
+        }
+        let n = i16::try_from(self.columns.len()).map_err(|_| {
+            crate::pgbinary::BinaryError::TooLarge {
+                what: "a row of more than 32767 columns".into(),
+            }
+        })?;
+        out.extend_from_slice(&n.to_be_bytes());
+        for (i, (col, v)) in self.columns.iter().zip(&row.0).enumerate() {
+            match col.copy_field(v, out) {
+                Ok(()) => {}
+                Err(FieldError::Convert(problem)) => {
+                    return Err(ConvertError {
+                        column: self.column_path(i),
+                        key: self.render_key(row),
+                        value: v.to_string(),
+                        problem,
+                    }
+                    .into());
+                }
+                Err(FieldError::Binary(e)) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ColumnMapping {
+    /// One COPY field (length and bytes) of `v`: the common types written directly, the
+    /// rest (and every value a policy may change) through [`Self::convert`].
+    fn copy_field(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), FieldError> {
+        fn fixed(out: &mut Vec<u8>, b: &[u8]) {
+            // Fixed-width binary values: 1 to 8 bytes, so the length fits.
+            out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+            out.extend_from_slice(b);
+        }
+        fn bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), FieldError> {
+            let len =
+                i32::try_from(b.len()).map_err(|_| crate::pgbinary::BinaryError::TooLarge {
+                    what: "a field".into(),
+                })?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(b);
+            Ok(())
+        }
+        let direct = match (&self.pg_type, v) {
+            (_, Value::Null) => {
+                out.extend_from_slice(&(-1i32).to_be_bytes());
+                true
+            }
+            (PgType::BigInt, Value::Int(i)) => {
+                fixed(out, &i.to_be_bytes());
+                true
+            }
+            (PgType::BigInt, Value::UInt(u)) => match i64::try_from(*u) {
+                Ok(x) => {
+                    fixed(out, &x.to_be_bytes());
+                    true
+                }
+                Err(_) => false,
+            },
+            (PgType::Integer, Value::Int(i)) => match i32::try_from(*i) {
+                Ok(x) => {
+                    fixed(out, &x.to_be_bytes());
+                    true
+                }
+                Err(_) => false,
+            },
+            (PgType::Integer, Value::UInt(u)) => match i32::try_from(*u) {
+                Ok(x) => {
+                    fixed(out, &x.to_be_bytes());
+                    true
+                }
+                Err(_) => false,
+            },
+            (PgType::SmallInt, Value::Int(i)) => match i16::try_from(*i) {
+                Ok(x) => {
+                    fixed(out, &x.to_be_bytes());
+                    true
+                }
+                Err(_) => false,
+            },
+            (PgType::VarChar { .. } | PgType::Text, Value::Text(s) | Value::Enum(s))
+                if !s.contains('\0') =>
+            {
+                bytes(out, s.as_bytes())?;
+                true
+            }
+            (PgType::Enum { .. }, Value::Enum(s)) if !s.is_empty() && !s.contains('\0') => {
+                bytes(out, s.as_bytes())?;
+                true
+            }
+            (PgType::Bytea, Value::Bytes(b)) => {
+                bytes(out, b)?;
+                true
+            }
+            (PgType::Numeric { .. }, Value::Decimal(d)) => {
+                let at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                crate::pgbinary::encode_decimal(d, out)?;
+                // A numeric of at most 32767 groups: far below i32::MAX bytes.
+                let len = (out.len() - at - 4) as i32;
+                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                true
+            }
+            (PgType::Timestamp { .. }, Value::DateTime(dt)) => {
+                match PgValue::timestamp_micros(dt) {
+                    Some(us) => {
+                        fixed(out, &us.to_be_bytes());
+                        true
+                    }
+                    None => false,
+                }
+            }
+            (PgType::Timestamptz { .. }, Value::Timestamp(ts)) if !ts.is_zero() => {
+                fixed(out, &PgValue::timestamptz_micros(ts).to_be_bytes());
+                true
+            }
+            (PgType::Date, Value::Date(d)) => match PgValue::date_days(d) {
+                Some(days) => {
+                    fixed(out, &days.to_be_bytes());
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if !direct {
+            crate::pgbinary::encode_field(&self.convert(v)?, out)?;
+        }
+        Ok(())
+    }
+}
+
 impl ColumnMapping {
     /// Converts one source value of this column under its policies.
     pub fn convert(&self, v: &Value) -> Result<PgValue, ConvertProblem> {

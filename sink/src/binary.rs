@@ -184,43 +184,32 @@ pub async fn copy_rows<C: CopyTarget + Sync>(
     m: &TableMapping,
     rows: &[Vec<PgValue>],
 ) -> Result<u64> {
-    let what = || format!("COPY into {}", m.target);
-    let sql = copy_in_statement(m);
-    let sink = client
-        .copy_in_raw(&sql)
-        .await
-        .map_err(|source| SinkError::Query {
-            what: what(),
-            source,
-        })?;
-    futures::pin_mut!(sink);
     let mut buf = Vec::with_capacity(64 * 1024);
     pgbinary::copy_header(&mut buf);
-    for chunk in rows.chunks(COPY_CHUNK_ROWS) {
-        for row in chunk {
-            pgbinary::copy_row(row, &mut buf).map_err(|e| encode_err(m, e))?;
-        }
-        sink.send(Bytes::from(std::mem::take(&mut buf)))
-            .await
-            .map_err(|source| SinkError::Query {
-                what: what(),
-                source,
-            })?;
+    for row in rows {
+        pgbinary::copy_row(row, &mut buf).map_err(|e| encode_err(m, e))?;
     }
     pgbinary::copy_trailer(&mut buf);
-    sink.send(Bytes::from(buf))
-        .await
-        .map_err(|source| SinkError::Query {
-            what: what(),
-            source,
-        })?;
-    sink.as_mut()
-        .finish()
-        .await
-        .map_err(|source| SinkError::Query {
-            what: what(),
-            source,
-        })
+    copy_encoded(client, m, buf).await
+}
+
+/// Writes one complete binary COPY stream (header, tuples, trailer: [`pgbinary`], or
+/// [`TableMapping::copy_row`] for source rows) into the mapping's table; returns the number
+/// of rows the server reports.
+pub async fn copy_encoded<C: CopyTarget + Sync>(
+    client: &C,
+    m: &TableMapping,
+    data: Vec<u8>,
+) -> Result<u64> {
+    let what = || format!("COPY into {}", m.target);
+    let q = |source| SinkError::Query {
+        what: what(),
+        source,
+    };
+    let sink = client.copy_in_raw(&copy_in_statement(m)).await.map_err(q)?;
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data)).await.map_err(q)?;
+    sink.as_mut().finish().await.map_err(q)
 }
 
 /// Reads every row of the mapping's target table with a binary COPY, decoded into

@@ -409,6 +409,39 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
     Ok(())
 }
 
+/// A row that does not convert stops the copy, or, under the dead-letter policy, is
+/// recorded in `my2pg.dead_letter` and left out.
+async fn reject(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    t: &TableCopy,
+    r: Row,
+    e: schemas::ConvertError,
+) -> Result<()> {
+    if !matches!(ctx.sync.on_error, ErrorPolicy::DeadLetter) {
+        return Err(e.into());
+    }
+    let r = &r;
+    tracing::warn!(table = %t.schema.id, key = %t.mapping.render_key(r), error = %e, "copied row rejected; recorded in my2pg.dead_letter");
+    ctx.metrics.error(crate::metrics::ErrorKind::DeadLetter);
+    sink::apply::record_dead_letter(
+        pg,
+        &ctx.pipeline,
+        &sink::apply::DeadLetter {
+            position: "snapshot".into(),
+            gtid: None,
+            table: t.plan.output(),
+            key: t.mapping.render_key(r),
+            op: schemas::ChangeOp::Read,
+            before: None,
+            after: Some(r),
+            error: e.to_string(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 async fn worker(
     ctx: SyncContext,
     queue: Arc<Mutex<VecDeque<Job>>>,
@@ -465,47 +498,45 @@ async fn worker(
                     ctx.metrics.table(&t.schema.id).snapshot_chunk_copied(read);
                     continue;
                 }
-                let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let Some(r) = t.plan.row(r) else { continue };
-                    let r = &r;
-                    match t.mapping.convert_row(r) {
-                        Ok(v) => converted.push(v),
-                        Err(e) if matches!(ctx.sync.on_error, ErrorPolicy::DeadLetter) => {
-                            tracing::warn!(table = %t.schema.id, key = %t.mapping.render_key(r), error = %e, "copied row rejected; recorded in my2pg.dead_letter");
-                            ctx.metrics.error(crate::metrics::ErrorKind::DeadLetter);
-                            sink::apply::record_dead_letter(
-                                &pg,
-                                &ctx.pipeline,
-                                &sink::apply::DeadLetter {
-                                    position: "snapshot".into(),
-                                    gtid: None,
-                                    table: t.plan.output(),
-                                    key: t.mapping.render_key(r),
-                                    op: schemas::ChangeOp::Read,
-                                    before: None,
-                                    after: Some(r),
-                                    error: e.to_string(),
-                                },
-                            )
-                            .await?;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                let mut written = 0u64;
                 match mode {
                     WriteMode::Copy => {
-                        sink::binary::copy_rows(&pg, &t.mapping, &converted).await?;
+                        // Source values straight into COPY bytes (`TableMapping::copy_row`).
+                        let mut buf = Vec::with_capacity(rows.len().saturating_mul(128) + 32);
+                        schemas::pgbinary::copy_header(&mut buf);
+                        for r in rows {
+                            let Some(r) = t.plan.row(r) else { continue };
+                            let at = buf.len();
+                            match t.mapping.copy_row(&r, &mut buf) {
+                                Ok(()) => written += 1,
+                                Err(schemas::pgvalue::CopyRowError::Convert(e)) => {
+                                    buf.truncate(at);
+                                    reject(&ctx, &pg, t, r, e).await?;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        schemas::pgbinary::copy_trailer(&mut buf);
+                        sink::binary::copy_encoded(&pg, &t.mapping, buf).await?;
                     }
                     WriteMode::Upsert | WriteMode::Publish => {
+                        let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
+                        for r in rows {
+                            let Some(r) = t.plan.row(r) else { continue };
+                            match t.mapping.convert_row(&r) {
+                                Ok(v) => converted.push(v),
+                                Err(e) => reject(&ctx, &pg, t, r, e).await?,
+                            }
+                        }
+                        written = converted.len() as u64;
                         stage::upsert(&pg, &t.mapping, &converted).await?;
                     }
                 }
-                n += converted.len() as u64;
+                n += written;
                 progress.add(job.table, read);
                 ctx.metrics
                     .table(&t.schema.id)
-                    .snapshot_chunk_copied(converted.len() as u64);
+                    .snapshot_chunk_copied(written);
             }
             Ok::<u64, anyhow::Error>(n)
         };

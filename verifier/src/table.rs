@@ -169,7 +169,7 @@ async fn stream_differing_chunks(
     opts: &VerifyOptions,
     want_position: bool,
     pushdown: &Pushdown,
-    (agg, width): (ChunkOutcome, i128),
+    agg: ChunkOutcome,
 ) -> Result<(Outcome, Option<SourcePosition>, Chunks)> {
     let chunks = Chunks {
         compared: agg.chunks,
@@ -190,7 +190,7 @@ async fn stream_differing_chunks(
             compare_once(source, client, job, opts, want_position, None).await?;
         return Ok((outcome, position, chunks));
     }
-    let restrict = pushdown.restriction(&agg.differing, width);
+    let restrict = pushdown.restriction(&agg.differing);
     let (found, position) =
         compare_once(source, client, job, opts, want_position, Some(&restrict)).await?;
     let outcome = Outcome {
@@ -371,11 +371,11 @@ async fn choose_path(
             "a rate limit is set (row by row at the configured rate)".into(),
         ));
     }
-    let plan = match crate::pushdown::plan(job) {
+    let mut plan = match crate::pushdown::plan(job) {
         Ok(p) => p,
         Err(reason) => return Ok(Err(reason)),
     };
-    Ok(crate::pushdown::prepare_target(client)
+    Ok(crate::pushdown::prepare_target(client, &mut plan)
         .await?
         .map(|()| plan))
 }
