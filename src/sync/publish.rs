@@ -14,7 +14,9 @@
 //! sync does, which is what makes copy plus stream exact (see `snapshot`). With one, it
 //! streams from it. A batch of whole source transactions is one Kafka transaction; a huge
 //! source transaction's fragments share one Kafka transaction, committed after the last, so
-//! consumers reading committed data see every source transaction whole or not at all.
+//! consumers reading committed data see every source transaction whole or not at all. In the
+//! transactional mode (`[kafka] mode = "transactional"`) the changes go to one single-partition
+//! topic and each source transaction ends with its end marker (`sink::kafka::transactions`).
 //!
 //! The target is still used for the copy's bookkeeping (chunk plan and progress, in
 //! `my2pg.snapshot*`) and to create the target tables; rows reach it only through workers.
@@ -26,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use cdc_reader::binlog::stream::current_position;
 use schemas::{SourcePosition, SourceTx, TableId};
-use sink::kafka::publish::Publisher;
+use sink::kafka::publish::{Publisher, TxEvents};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -144,6 +146,8 @@ async fn publish_loop(
 ) -> Result<Option<Exit>> {
     // Whether a Kafka transaction is open (a huge source transaction's fragments so far).
     let mut open = false;
+    // The source transaction being published, across its fragments.
+    let mut events = TxEvents::default();
     loop {
         if *stop.borrow() && !open {
             return Ok(Some(Exit::Stopped));
@@ -161,13 +165,13 @@ async fn publish_loop(
         }
         let mut rows = first.row_count();
         let mut last_whole = first.fragment.last.then(|| first.position.clone());
-        let mut sent = publisher.send_tx(&first).await?;
+        let mut sent = publisher.send_tx(&first, &mut events).await?;
         let mut more = first.fragment.last;
         while more && rows < ctx.sync.batch_rows {
             match rx.try_recv() {
                 Ok(t) => {
                     rows += t.row_count();
-                    sent += publisher.send_tx(&t).await?;
+                    sent += publisher.send_tx(&t, &mut events).await?;
                     more = t.fragment.last;
                     if t.fragment.last {
                         last_whole = Some(t.position.clone());
