@@ -691,6 +691,13 @@ async fn transactional_mode_applies_source_transactions_whole_across_a_killed_wo
     load.await.unwrap();
     wait_identical(&db, &["acct_a", "acct_b"], Duration::from_secs(90)).await;
 
+    // The publisher's committed position feeds the binlog runway, as direct sync's
+    // checkpoint does.
+    assert!(
+        metrics.binlog_runway_seconds().is_some(),
+        "no binlog runway under --via kafka"
+    );
+
     // Stop publishing; every committed message (changes and end markers) applied once, in
     // the one partition.
     stop_tx.send(true).unwrap();

@@ -18,6 +18,10 @@
 //! transactional mode (`[kafka] mode = "transactional"`) the changes go to one single-partition
 //! topic and each source transaction ends with its end marker (`sink::kafka::transactions`).
 //!
+//! The published position feeds the runway tracker (`super::runway::Tracker`) the way direct
+//! sync's checkpoint does: the copy's start while it runs, then each committed position, so
+//! `my2pg_binlog_runway_seconds` counts from the binlog file a restarted publisher needs.
+//!
 //! The target is still used for the copy's bookkeeping (chunk plan and progress, in
 //! `my2pg.snapshot*`) and to create the target tables; rows reach it only through workers.
 //! Rows are published as the source holds them (before `[[transform]]`): the workers apply
@@ -59,6 +63,7 @@ pub async fn run_once(
     let from = match publisher.read_position().await? {
         Some(p) => {
             info!(position = %p, "resuming the Kafka stream from the published position");
+            ctx.tracker.set_resume(&p);
             p
         }
         None => {
@@ -71,6 +76,8 @@ pub async fn run_once(
                     p
                 }
             };
+            // A restart during the copy streams from its start: that file must not be purged.
+            ctx.tracker.set_resume(&start);
             info!(position = %start, tables = tables.len(), "publishing a copy of the selected tables");
             snapshot::copy_tables(ctx, copies(ctx, &tables)?, WriteMode::Publish).await?;
             let end = {
@@ -184,6 +191,11 @@ async fn publish_loop(
         if more {
             publisher.commit(last_whole.as_ref()).await?;
             open = false;
+            // The committed position is where a restarted publisher resumes: the binlog
+            // runway counts from its file, as direct sync's does from the checkpoint.
+            if let Some(p) = &last_whole {
+                ctx.tracker.set_resume(p);
+            }
             debug!(events = sent, position = ?last_whole, "published");
         }
     }
