@@ -465,3 +465,47 @@ fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePos
     })
     .transpose()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn opts(mode: KafkaMode) -> KafkaOptions {
+        KafkaOptions {
+            brokers: "localhost:9092".into(),
+            topic_prefix: "shop".into(),
+            partitions: 6,
+            replication: 1,
+            group: "g".into(),
+            client: Default::default(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn the_transactional_topic_must_have_one_partition() {
+        let t = opts(KafkaMode::Transactional);
+        assert_eq!(t.transactions_topic(), "shop.my2pg-transactions");
+        assert_eq!(
+            t.change_topic(&TableId::new("db", "a")),
+            "shop.my2pg-transactions"
+        );
+        let one = [("shop.my2pg-transactions".to_owned(), 1)].into();
+        check_transactions_topic(&t, &one).unwrap();
+        check_transactions_topic(&t, &Default::default()).unwrap();
+        let three = [("shop.my2pg-transactions".to_owned(), 3)].into();
+        let e = check_transactions_topic(&t, &three).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kafka topic shop.my2pg-transactions has 3 partitions; the transactional mode needs exactly one to keep source order"
+        );
+        assert!(e.hint().unwrap().contains("delete shop.my2pg-transactions"));
+        // The per-table mode does not care.
+        check_transactions_topic(&opts(KafkaMode::PerTable), &three).unwrap();
+        assert_eq!(
+            opts(KafkaMode::PerTable).change_topic(&TableId::new("db", "a")),
+            "shop.db.a"
+        );
+    }
+}
