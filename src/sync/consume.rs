@@ -127,7 +127,7 @@ async fn run_once(ctx: &SyncContext, mut stop: watch::Receiver<bool>) -> Result<
         sink::kafka::publish::check_transactions_topic(&kopts, &existing)?;
     }
     let consumer = sink::kafka::consume::consumer(&kopts, &ctx.target, &topics)?;
-    info!(group = %kopts.group, topics = topics.len(), "apply worker joined the consumer group");
+    info!(group = %kopts.group, mode = ?kopts.mode, topics = topics.len(), "apply worker joined the consumer group");
     ctx.health.set(Phase::Streaming);
     ctx.metrics.set_streaming(true);
     let result = apply_loop(ctx, &consumer, &known, &mut applier, &mut stop).await;
