@@ -282,6 +282,12 @@ impl SinkError {
             SinkError::Envelope { .. } => Some(
                 "set a [[transform]] cast or mask on that column, or exclude the table".into(),
             ),
+            SinkError::Kafka { source, .. } if crate::kafka::is_unsupported(source) => Some(
+                "the broker does not implement a Kafka API my2pg needs; sync --via kafka publishes with \
+                 Kafka transactions (KIP-98: InitProducerId, AddPartitionsToTxn, EndTxn): use a broker \
+                 that has them (Apache Kafka 0.11 or later, Redpanda, …; tansu 0.6 lacks EndTxn)"
+                    .into(),
+            ),
             SinkError::Kafka { .. } => Some(
                 "check [kafka] brokers and that the brokers are up and reachable from this machine".into(),
             ),

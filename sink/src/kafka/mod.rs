@@ -134,6 +134,10 @@ fn k(what: impl Into<String>) -> impl FnOnce(KafkaError) -> crate::SinkError {
 /// Whether a Kafka error is worth retrying after a backoff.
 pub fn is_transient(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
+    // A broker without an API my2pg needs (e.g. Kafka transactions) will not grow it.
+    if is_unsupported(e) {
+        return false;
+    }
     let code = match e {
         KafkaError::Transaction(t) => {
             return t.is_retriable() || t.txn_requires_abort();
@@ -154,5 +158,24 @@ pub fn is_transient(e: &KafkaError) -> bool {
         ) => false,
         // Brokers down, timeouts, leader changes, coordinator moves: all pass.
         _ => true,
+    }
+}
+
+/// Whether the broker lacks a request my2pg needs (librdkafka checked its API versions).
+pub fn is_unsupported(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_broker_feature_is_definite() {
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::UnsupportedFeature);
+        assert!(!is_transient(&e));
+        assert!(is_transient(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
     }
 }
