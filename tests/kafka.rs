@@ -171,9 +171,16 @@ fn committed_messages(brokers: &str, topics: &[String]) -> HashMap<(String, i32)
 
 /// Waits until the workers applied more than `events` messages over at least `partitions`
 /// partitions.
-async fn wait_applying(pg: &tokio_postgres::Client, group: &str, events: i64, partitions: usize) {
+async fn wait_applying(
+    pg: &tokio_postgres::Client,
+    group: &str,
+    events: i64,
+    partitions: usize,
+    publisher: &mut Publishing,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
+        publishing(publisher).await;
         let got = applied(pg, group).await;
         let n: i64 = got.values().map(|v| v.1).sum();
         if n > events && got.len() >= partitions {
@@ -185,6 +192,20 @@ async fn wait_applying(pg: &tokio_postgres::Client, group: &str, events: i64, pa
             got.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The in-process publisher's task.
+type Publishing = tokio::task::JoinHandle<anyhow::Result<Exit>>;
+
+/// Panics with the publisher's error when it stopped (a broker without Kafka transactions
+/// stops it at its first commit).
+async fn publishing(publisher: &mut Publishing) {
+    if publisher.is_finished() {
+        match publisher.await.unwrap() {
+            Ok(exit) => panic!("the publisher stopped early: {exit:?}"),
+            Err(e) => panic!("the publisher stopped: {}", my2pg::exit::render(&e)),
+        }
     }
 }
 
@@ -254,10 +275,7 @@ async fn verify_identical_with_heartbeat(config: &std::path::Path, pg: &tokio_po
 fn start_publisher(
     cfg: &my2pg::config::Config,
     metrics: my2pg::metrics::Metrics,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<anyhow::Result<Exit>>,
-) {
+) -> (tokio::sync::watch::Sender<bool>, Publishing) {
     let ctx = sync::context(cfg, metrics, my2pg::health::Health::new()).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let opts = SyncOptions {
@@ -292,6 +310,27 @@ async fn writes(url: String, rounds: usize, first_new: i64) {
             ),
         };
         exec(&mut c, &sql).await;
+    }
+}
+
+/// Creates a one-partition topic in the mock cluster, and on the real broker when one is used.
+async fn create_topic(
+    mock: &MockCluster<'static, DefaultProducerContext>,
+    brokers: &str,
+    topic: &str,
+) {
+    mock.create_topic(topic, 1, 1).unwrap();
+    if brokers != mock.bootstrap_servers() {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .create()
+                .unwrap();
+        let t = rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1));
+        admin
+            .create_topics(&[t], &rdkafka::admin::AdminOptions::new())
+            .await
+            .unwrap();
     }
 }
 
@@ -341,13 +380,13 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
         .unwrap();
 
     // The publisher, in this process.
-    let (stop_tx, publisher) = start_publisher(&cfg, my2pg::metrics::Metrics::new().unwrap());
+    let (stop_tx, mut publisher) = start_publisher(&cfg, my2pg::metrics::Metrics::new().unwrap());
     // Two workers, as processes: one is killed with SIGKILL mid-stream.
     let mut a = spawn_worker(file.path());
     let mut b = spawn_worker(file.path());
     let load = tokio::spawn(writes(db.mysql_db_url.clone(), 1500, 2000));
     let pg = pg(&db).await;
-    wait_applying(&pg, &cfg.kafka.group, 2500, 4).await;
+    wait_applying(&pg, &cfg.kafka.group, 2500, 4, &mut publisher).await;
     a.0.kill().unwrap();
     a.0.wait().unwrap();
     load.await.unwrap();
@@ -466,8 +505,9 @@ async fn names(pg: &tokio_postgres::Client, db: &str) -> Vec<(i32, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_letters() {
-    let mock = MockCluster::new(1).unwrap();
-    let brokers = mock.bootstrap_servers();
+    // Needs no Kafka transactions: with MY2PG_TEST_KAFKA_BROKERS it checks the apply side
+    // against a broker that lacks them (scripts/kafka-e2e).
+    let (mock, brokers) = cluster();
     let db = harness::shared().fresh("kafka_debezium").await.unwrap();
     let mut c = my_conn(&db.mysql_db_url).await;
     exec(
@@ -479,7 +519,7 @@ async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_le
     let mut cfg = kafka_config(&db, &brokers);
     cfg.sync.heartbeat_interval_ms = 0;
     let topic = format!("{}.{}.customers", cfg.kafka.topic_prefix, db.name);
-    mock.create_topic(&topic, 1, 1).unwrap();
+    create_topic(&mock, &brokers, &topic).await;
     for (k, v) in debezium_events(&db.name) {
         produce(
             &brokers,
@@ -655,7 +695,7 @@ async fn transactional_mode_applies_source_transactions_whole_across_a_killed_wo
         .unwrap();
 
     let metrics = my2pg::metrics::Metrics::new().unwrap();
-    let (stop_tx, publisher) = start_publisher(&cfg, metrics.clone());
+    let (stop_tx, mut publisher) = start_publisher(&cfg, metrics.clone());
     let mut a = spawn_worker(file.path());
     let (sampling_tx, sampling) = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(sample_invariant(db.clone(), sampling));
@@ -674,6 +714,7 @@ async fn transactional_mode_applies_source_transactions_whole_across_a_killed_wo
         if n == 2 * ACCOUNTS {
             break;
         }
+        publishing(&mut publisher).await;
         assert!(
             tokio::time::Instant::now() < deadline,
             "the copy was not applied ({n} rows)"
@@ -683,7 +724,14 @@ async fn transactional_mode_applies_source_transactions_whole_across_a_killed_wo
     let load = tokio::spawn(transfers(db.mysql_db_url.clone(), 600));
     // SIGKILL the worker mid-stream; two new ones join: one owns the single partition, the
     // other idles.
-    wait_applying(&pg, &cfg.kafka.group, 2 * ACCOUNTS + 1500, 1).await;
+    wait_applying(
+        &pg,
+        &cfg.kafka.group,
+        2 * ACCOUNTS + 1500,
+        1,
+        &mut publisher,
+    )
+    .await;
     a.0.kill().unwrap();
     a.0.wait().unwrap();
     let b = spawn_worker(file.path());
