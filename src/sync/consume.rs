@@ -384,6 +384,11 @@ async fn apply_loop(
         let started = Instant::now();
         let outcome = applier.apply_consumed(batch, consumed).await?;
         let now = SystemTime::now();
+        if !outcome.committed {
+            debug!(
+                "applied a fragment of a large source transaction; its PostgreSQL transaction stays open"
+            );
+        }
         ctx.metrics.apply_batch_finished(started.elapsed());
         ctx.metrics.transactions_applied(outcome.transactions);
         for (table, op, n) in &outcome.rows {
