@@ -4,7 +4,9 @@
 //!
 //! - `my2pg sync` (direct), and
 //! - `my2pg sync --via kafka` into librdkafka's mock cluster (in this process) with 1, 2 and 4
-//!   `my2pg apply` workers (8 partitions),
+//!   `my2pg apply` workers (8 partitions), and
+//! - the same in `[kafka] mode = "transactional"` (one partition, one applying worker, whole
+//!   source transactions),
 //!
 //! timed from the start of the pipeline until every event is applied; events/s and the ratio
 //! to direct sync. The mock cluster is not a real broker (it keeps everything in memory in
@@ -32,10 +34,11 @@ use rdkafka::producer::DefaultProducerContext;
 const TABLE: &str = "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT NOT NULL, c VARCHAR(64), \
     d DECIMAL(12,2), e DATETIME(6), f DOUBLE)";
 
-/// Writes `events` row events; returns how many.
-async fn workload(url: &str, events: u64) -> u64 {
+/// Writes `events` row events; returns how many, and in how many transactions.
+async fn workload(url: &str, events: u64) -> (u64, u64) {
     let mut c = mysql_async::Conn::from_url(url).await.unwrap();
     let (mut next, mut live, mut written) = (0u64, Vec::<u64>::new(), 0u64);
+    let mut transactions = 0;
     while written < events {
         let size = rand::rng().random_range(1..=100u64).min(events - written);
         let (mut ins, mut upd, mut del) = (Vec::new(), Vec::new(), Vec::new());
@@ -84,9 +87,10 @@ async fn workload(url: &str, events: u64) -> u64 {
         c.query_drop(&sql).await.unwrap();
         live.extend(&ins);
         written += (ins.len() + upd.len() + del.len()) as u64;
+        transactions += 1;
     }
     let _ = c.disconnect().await;
-    written
+    (written, transactions)
 }
 
 fn my2pg(db: &TestDb, args: &[&str], env: &[(&str, String)]) -> Child {
@@ -131,7 +135,7 @@ async fn direct(servers: &Servers, events: u64) -> (u64, f64) {
             .unwrap()
             .success()
     );
-    let written = workload(&db.mysql_db_url, events).await;
+    let (written, _) = workload(&db.mysql_db_url, events).await;
     let end = {
         let mut c = mysql_async::Conn::from_url(db.mysql_url.as_str())
             .await
@@ -160,19 +164,27 @@ async fn direct(servers: &Servers, events: u64) -> (u64, f64) {
     (written, took)
 }
 
-/// Through Kafka with `workers` apply workers; seconds until every event is applied.
+/// Through Kafka with `workers` apply workers in `mode` (`per_table` or `transactional`);
+/// seconds until every event is applied.
 async fn via_kafka(
     servers: &Servers,
     mock: &MockCluster<'static, DefaultProducerContext>,
     events: u64,
     workers: usize,
+    mode: &str,
 ) -> (u64, f64) {
     let brokers = mock.bootstrap_servers();
-    let name = format!("kafka{workers}");
+    let name = format!("kafka{workers}{}", &mode[..3]);
     let db = prepare(servers, &name).await;
+    let transactional = mode == "transactional";
     // The mock cluster does not answer CreateTopics; the publisher leaves existing topics.
-    mock.create_topic(&format!("b{}.{}.t", db.name, db.name), 8, 1)
-        .unwrap();
+    if transactional {
+        mock.create_topic(&format!("b{}.my2pg-transactions", db.name), 1, 1)
+            .unwrap();
+    } else {
+        mock.create_topic(&format!("b{}.{}.t", db.name, db.name), 8, 1)
+            .unwrap();
+    }
     mock.create_topic(&format!("b{}-my2pg-positions", db.name), 1, 1)
         .unwrap();
     let env = vec![
@@ -180,6 +192,7 @@ async fn via_kafka(
         ("MY2PG_KAFKA__TOPIC_PREFIX", format!("b{}", db.name)),
         ("MY2PG_KAFKA__PARTITIONS", "8".to_owned()),
         ("MY2PG_KAFKA__GROUP", format!("g{}", db.name)),
+        ("MY2PG_KAFKA__MODE", mode.to_owned()),
     ];
     assert!(
         my2pg(&db, &["sync", "--via", "kafka", "--snapshot-only"], &env)
@@ -187,7 +200,9 @@ async fn via_kafka(
             .unwrap()
             .success()
     );
-    let written = workload(&db.mysql_db_url, events).await;
+    let (written, transactions) = workload(&db.mysql_db_url, events).await;
+    // The transactional mode's applied messages include one end marker per transaction.
+    let messages = written + if transactional { transactions } else { 0 };
     let pg = pg_connect(&db.pg_url).await;
     // The workers join first and the group settles (the mock's rebalances are slow): the
     // figure is the steady-state rate, not the group's start-up.
@@ -206,12 +221,12 @@ async fn via_kafka(
             .await
             .map(|r| r.get(0))
             .unwrap_or(0);
-        if applied >= written as i64 {
+        if applied >= messages as i64 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(1800),
-            "kafka path did not finish ({applied} of {written})"
+            "kafka path did not finish ({applied} of {messages} messages)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -248,11 +263,20 @@ async fn main() {
     report(&format!(
         "direct     {n} events in {t:.2} s = {direct_rate:.0} events/s"
     ));
-    for workers in [1, 2, 4] {
-        let (n, t) = via_kafka(&servers, &mock, events, workers).await;
+    for (workers, mode) in [
+        (1, "per_table"),
+        (2, "per_table"),
+        (4, "per_table"),
+        (1, "transactional"),
+    ] {
+        let (n, t) = via_kafka(&servers, &mock, events, workers, mode).await;
         let rate = n as f64 / t;
+        let label = match mode {
+            "transactional" => "kafka txn ".to_owned(),
+            _ => format!("kafka x{workers}   "),
+        };
         report(&format!(
-            "kafka x{workers}   {n} events in {t:.2} s = {rate:.0} events/s; ratio to direct {:.2}",
+            "{label}{n} events in {t:.2} s = {rate:.0} events/s; ratio to direct {:.2}",
             rate / direct_rate
         ));
     }

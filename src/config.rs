@@ -174,6 +174,10 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties, passed as they are (`security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `sasl.password`, timeouts).
     pub client: std::collections::BTreeMap<String, String>,
+    /// Topic layout: `per_table` (default: scales out, eventually consistent across tables)
+    /// or `transactional` (one single-partition topic, one active worker, source
+    /// transactions applied whole).
+    pub mode: sink::kafka::KafkaMode,
 }
 
 impl Default for KafkaConfig {
@@ -186,6 +190,7 @@ impl Default for KafkaConfig {
             group: DEFAULT_KAFKA_GROUP.to_owned(),
             on_poison: sink::apply::ErrorPolicy::Stop,
             client: Default::default(),
+            mode: sink::kafka::KafkaMode::PerTable,
         }
     }
 }
@@ -204,6 +209,7 @@ impl fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("topic_prefix", &self.topic_prefix)
             .field("group", &self.group)
+            .field("mode", &self.mode)
             .field("client", &client)
             .finish_non_exhaustive()
     }
@@ -233,6 +239,7 @@ impl KafkaConfig {
             replication: self.replication.max(1),
             group: self.group.clone(),
             client: self.client.clone(),
+            mode: self.mode,
         })
     }
 }

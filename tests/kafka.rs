@@ -15,8 +15,9 @@ use my2pg::sync::{self, Exit, SyncOptions};
 use rand::Rng as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer as _};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use sink::kafka::KafkaMode;
 
 fn kafka_config(db: &TestDb, brokers: &str) -> my2pg::config::Config {
     let mut cfg = sync_config(db);
@@ -50,7 +51,7 @@ fn config_file(db: &TestDb, cfg: &my2pg::config::Config) -> tempfile::NamedTempF
     let text = format!(
         "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[tables]\ndatabases = [\"{}\"]\n\
          [sync]\nheartbeat_table = \"{}\"\nheartbeat_interval_ms = {}\nbatch_rows = 500\n\
-         [kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\ngroup = \"{}\"\n[kafka.client]\n{client}",
+         [kafka]\nbrokers = \"{}\"\ntopic_prefix = \"{}\"\npartitions = {}\ngroup = \"{}\"\nmode = \"{}\"\n[kafka.client]\n{client}",
         db.mysql_url,
         db.pg_url,
         db.name,
@@ -60,6 +61,10 @@ fn config_file(db: &TestDb, cfg: &my2pg::config::Config) -> tempfile::NamedTempF
         cfg.kafka.topic_prefix,
         cfg.kafka.partitions,
         cfg.kafka.group,
+        match cfg.kafka.mode {
+            KafkaMode::PerTable => "per_table",
+            KafkaMode::Transactional => "transactional",
+        },
     );
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), text).unwrap();
@@ -164,6 +169,122 @@ fn committed_messages(brokers: &str, topics: &[String]) -> HashMap<(String, i32)
     }
 }
 
+/// Waits until the workers applied more than `events` messages over at least `partitions`
+/// partitions.
+async fn wait_applying(
+    pg: &tokio_postgres::Client,
+    group: &str,
+    events: i64,
+    partitions: usize,
+    publisher: &mut Publishing,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        publishing(publisher).await;
+        let got = applied(pg, group).await;
+        let n: i64 = got.values().map(|v| v.1).sum();
+        if n > events && got.len() >= partitions {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers did not start applying ({n} events, {} partitions)",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The in-process publisher's task.
+type Publishing = tokio::task::JoinHandle<anyhow::Result<Exit>>;
+
+/// Panics with the publisher's error when it stopped (a broker without Kafka transactions
+/// stops it at its first commit).
+async fn publishing(publisher: &mut Publishing) {
+    if publisher.is_finished() {
+        match publisher.await.unwrap() {
+            Ok(exit) => panic!("the publisher stopped early: {exit:?}"),
+            Err(e) => panic!("the publisher stopped: {}", my2pg::exit::render(&e)),
+        }
+    }
+}
+
+/// Once publishing has stopped: waits until every committed message of `topics` is applied,
+/// exactly once per partition (`my2pg.kafka_offsets` counts them); returns how many.
+async fn wait_applied_once(
+    pg: &tokio_postgres::Client,
+    group: &str,
+    brokers: &str,
+    topics: &[String],
+) -> i64 {
+    let (b2, t2) = (brokers.to_owned(), topics.to_vec());
+    let published = tokio::task::spawn_blocking(move || committed_messages(&b2, &t2))
+        .await
+        .unwrap();
+    let total: i64 = published.values().sum();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = applied(pg, group).await;
+        let events: i64 = got.values().map(|v| v.1).sum();
+        assert!(
+            events <= total,
+            "{events} events applied, only {total} published: {got:?}"
+        );
+        if events == total {
+            for (k, n) in &published {
+                assert_eq!(got.get(k).map(|v| v.1), Some(*n), "partition {k:?}");
+            }
+            return total;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{events} of {total} events applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `my2pg verify` reports identical, and heartbeats travelled through Kafka into
+/// `my2pg.heartbeat`.
+async fn verify_identical_with_heartbeat(config: &std::path::Path, pg: &tokio_postgres::Client) {
+    let out = Command::new(env!("CARGO_BIN_EXE_my2pg"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "verify",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let hb: i64 = pg
+        .query_one("SELECT count(*) FROM my2pg.heartbeat", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hb, 1);
+}
+
+/// `sync --via kafka` in this process.
+fn start_publisher(
+    cfg: &my2pg::config::Config,
+    metrics: my2pg::metrics::Metrics,
+) -> (tokio::sync::watch::Sender<bool>, Publishing) {
+    let ctx = sync::context(cfg, metrics, my2pg::health::Health::new()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = SyncOptions {
+        via_kafka: true,
+        ..Default::default()
+    };
+    (stop_tx, tokio::spawn(sync::run(ctx, opts, stop_rx)))
+}
+
 async fn writes(url: String, rounds: usize, first_new: i64) {
     let mut c = my_conn(&url).await;
     let mut next = first_new;
@@ -192,16 +313,43 @@ async fn writes(url: String, rounds: usize, first_new: i64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_one_killed_apply_every_event_exactly_once() {
+/// Creates a one-partition topic in the mock cluster, and on the real broker when one is used.
+async fn create_topic(
+    mock: &MockCluster<'static, DefaultProducerContext>,
+    brokers: &str,
+    topic: &str,
+) {
+    mock.create_topic(topic, 1, 1).unwrap();
+    if brokers != mock.bootstrap_servers() {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .create()
+                .unwrap();
+        let t = rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1));
+        admin
+            .create_topics(&[t], &rdkafka::admin::AdminOptions::new())
+            .await
+            .unwrap();
+    }
+}
+
+/// Test logging, a mock cluster of three brokers, and the brokers to use: the mock's, unless
+/// `MY2PG_TEST_KAFKA_BROKERS` names a real Kafka-protocol broker (`scripts/kafka-e2e`).
+fn cluster() -> (MockCluster<'static, DefaultProducerContext>, String) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    // scripts/kafka-e2e points this test at a real Kafka-protocol broker.
-    let real = std::env::var("MY2PG_TEST_KAFKA_BROKERS").ok();
     let mock = MockCluster::new(3).unwrap();
-    let brokers = real.clone().unwrap_or_else(|| mock.bootstrap_servers());
+    let brokers =
+        std::env::var("MY2PG_TEST_KAFKA_BROKERS").unwrap_or_else(|_| mock.bootstrap_servers());
+    (mock, brokers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_apply_every_event_exactly_once() {
+    let (mock, brokers) = cluster();
     let db = harness::shared().fresh("kafka_scale").await.unwrap();
     let mut c = my_conn(&db.mysql_db_url).await;
     exec(
@@ -232,40 +380,13 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
         .unwrap();
 
     // The publisher, in this process.
-    let ctx = sync::context(
-        &cfg,
-        my2pg::metrics::Metrics::new().unwrap(),
-        my2pg::health::Health::new(),
-    )
-    .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let opts = SyncOptions {
-        via_kafka: true,
-        ..Default::default()
-    };
-    let publisher = tokio::spawn(sync::run(ctx, opts, stop_rx));
+    let (stop_tx, mut publisher) = start_publisher(&cfg, my2pg::metrics::Metrics::new().unwrap());
     // Two workers, as processes: one is killed with SIGKILL mid-stream.
     let mut a = spawn_worker(file.path());
     let mut b = spawn_worker(file.path());
     let load = tokio::spawn(writes(db.mysql_db_url.clone(), 1500, 2000));
     let pg = pg(&db).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let events: i64 = applied(&pg, &cfg.kafka.group)
-            .await
-            .values()
-            .map(|v| v.1)
-            .sum();
-        let partitions = applied(&pg, &cfg.kafka.group).await.len();
-        if events > 2500 && partitions >= 4 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "workers did not start applying ({events} events)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_applying(&pg, &cfg.kafka.group, 2500, 4, &mut publisher).await;
     a.0.kill().unwrap();
     a.0.wait().unwrap();
     load.await.unwrap();
@@ -289,56 +410,9 @@ async fn two_workers_one_killed_apply_every_event_exactly_once() {
     // Stop publishing; every committed message is applied exactly once.
     stop_tx.send(true).unwrap();
     assert_eq!(publisher.await.unwrap().unwrap(), Exit::Stopped);
-    let b2 = brokers.clone();
-    let t2 = topics.clone();
-    let published = tokio::task::spawn_blocking(move || committed_messages(&b2, &t2))
-        .await
-        .unwrap();
-    let total: i64 = published.values().sum();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = applied(&pg, &cfg.kafka.group).await;
-        let events: i64 = got.values().map(|v| v.1).sum();
-        assert!(
-            events <= total,
-            "{events} events applied, only {total} published: {got:?}"
-        );
-        if events == total {
-            for (k, n) in &published {
-                assert_eq!(got.get(k).map(|v| v.1), Some(*n), "partition {k:?}");
-            }
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{events} of {total} events applied"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_applied_once(&pg, &cfg.kafka.group, &brokers, &topics).await;
     // The verifier agrees.
-    let out = Command::new(env!("CARGO_BIN_EXE_my2pg"))
-        .args([
-            "--config",
-            file.path().to_str().unwrap(),
-            "verify",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    // Heartbeats travelled through Kafka into my2pg.heartbeat.
-    let hb: i64 = pg
-        .query_one("SELECT count(*) FROM my2pg.heartbeat", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(hb, 1);
+    verify_identical_with_heartbeat(file.path(), &pg).await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(b.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -431,8 +505,9 @@ async fn names(pg: &tokio_postgres::Client, db: &str) -> Vec<(i32, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_letters() {
-    let mock = MockCluster::new(1).unwrap();
-    let brokers = mock.bootstrap_servers();
+    // Needs no Kafka transactions: with MY2PG_TEST_KAFKA_BROKERS it checks the apply side
+    // against a broker that lacks them (scripts/kafka-e2e).
+    let (mock, brokers) = cluster();
     let db = harness::shared().fresh("kafka_debezium").await.unwrap();
     let mut c = my_conn(&db.mysql_db_url).await;
     exec(
@@ -444,7 +519,7 @@ async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_le
     let mut cfg = kafka_config(&db, &brokers);
     cfg.sync.heartbeat_interval_ms = 0;
     let topic = format!("{}.{}.customers", cfg.kafka.topic_prefix, db.name);
-    mock.create_topic(&topic, 1, 1).unwrap();
+    create_topic(&mock, &brokers, &topic).await;
     for (k, v) in debezium_events(&db.name) {
         produce(
             &brokers,
@@ -516,4 +591,183 @@ async fn debezium_events_apply_and_a_poison_message_stops_or_goes_to_the_dead_le
     assert!(dead[1].1.contains("nope"), "{dead:?}");
     stop.send(true).unwrap();
     assert_eq!(worker.await.unwrap().unwrap(), Exit::Stopped);
+}
+
+/// Accounts in two tables; every transaction moves money between them, so the sum over both
+/// tables never changes. Some transactions touch hundreds of rows, some more than a batch.
+const ACCOUNTS: i64 = 500;
+const BALANCE: i64 = 1000;
+
+async fn transfers(url: String, rounds: usize) {
+    let mut c = my_conn(&url).await;
+    for round in 0..rounds {
+        let (kind, i, j, x) = {
+            let mut r = rand::rng();
+            (
+                r.random_range(0..10),
+                r.random_range(1..=ACCOUNTS),
+                r.random_range(1..=ACCOUNTS),
+                r.random_range(1..50),
+            )
+        };
+        let sql = if round % 97 == 50 {
+            // 1,000 row events: more than `batch_rows`, applied in fragments of one
+            // PostgreSQL transaction.
+            "BEGIN; UPDATE acct_a SET bal = bal - 1; UPDATE acct_b SET bal = bal + 1; COMMIT"
+                .to_owned()
+        } else {
+            match kind {
+                0..=5 => format!(
+                    "BEGIN; UPDATE acct_a SET bal = bal - {x} WHERE id = {i}; \
+                     UPDATE acct_b SET bal = bal + {x} WHERE id = {j}; COMMIT"
+                ),
+                6..=8 => format!(
+                    "BEGIN; UPDATE acct_b SET bal = bal - {x} WHERE id = {j}; \
+                     UPDATE acct_a SET bal = bal + {x} WHERE id = {i}; COMMIT"
+                ),
+                _ => format!(
+                    "BEGIN; UPDATE acct_a SET bal = bal - 1 WHERE id <= 200; \
+                     UPDATE acct_b SET bal = bal + 200 WHERE id = {j}; COMMIT"
+                ),
+            }
+        };
+        exec(&mut c, &sql).await;
+    }
+}
+
+/// Samples the target until told to stop: (samples with both tables complete, violations of
+/// the sum invariant with the first few sums seen).
+async fn sample_invariant(
+    db: TestDb,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (u64, u64, Vec<i64>) {
+    let pg = pg(&db).await;
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM \"{s}\".acct_a), (SELECT count(*) FROM \"{s}\".acct_b), \
+         ((SELECT sum(bal) FROM \"{s}\".acct_a) + (SELECT sum(bal) FROM \"{s}\".acct_b))::bigint",
+        s = db.name
+    );
+    let (mut samples, mut violations, mut seen) = (0, 0, Vec::new());
+    while !*stop.borrow() {
+        // One statement, one snapshot: both sums are of the same committed state.
+        if let Ok(r) = pg.query_one(&sql, &[]).await {
+            let (a, b, sum): (i64, i64, Option<i64>) = (r.get(0), r.get(1), r.get(2));
+            if a == ACCOUNTS && b == ACCOUNTS {
+                samples += 1;
+                if sum != Some(2 * ACCOUNTS * BALANCE) {
+                    violations += 1;
+                    if seen.len() < 5 {
+                        seen.push(sum.unwrap_or(-1));
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (samples, violations, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_mode_applies_source_transactions_whole_across_a_killed_worker() {
+    let (mock, brokers) = cluster();
+    let db = harness::shared().fresh("kafka_txn").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    for t in ["acct_a", "acct_b"] {
+        exec(
+            &mut c,
+            &format!("CREATE TABLE {t} (id INT PRIMARY KEY, bal BIGINT NOT NULL)"),
+        )
+        .await;
+        exec(
+            &mut c,
+            &format!("INSERT INTO {t} SELECT seq, {BALANCE} FROM seq_1_to_{ACCOUNTS}"),
+        )
+        .await;
+    }
+    let mut cfg = kafka_config(&db, &brokers);
+    cfg.kafka.mode = KafkaMode::Transactional;
+    let file = config_file(&db, &cfg);
+    let prefix = &cfg.kafka.topic_prefix;
+    let topic = format!("{prefix}.my2pg-transactions");
+    // The mock cluster's CreateTopics does not always answer (see above).
+    mock.create_topic(&topic, 1, 1).unwrap();
+    mock.create_topic(&format!("{prefix}-my2pg-positions"), 1, 1)
+        .unwrap();
+
+    let metrics = my2pg::metrics::Metrics::new().unwrap();
+    let (stop_tx, mut publisher) = start_publisher(&cfg, metrics.clone());
+    let mut a = spawn_worker(file.path());
+    let (sampling_tx, sampling) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(sample_invariant(db.clone(), sampling));
+    let pg = pg(&db).await;
+    // The copy has been applied (nothing writes during it) before the load starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let complete = format!(
+        "SELECT (SELECT count(*) FROM \"{s}\".acct_a) + (SELECT count(*) FROM \"{s}\".acct_b)",
+        s = db.name
+    );
+    loop {
+        let n: i64 = match pg.query_one(&complete, &[]).await {
+            Ok(r) => r.get(0),
+            Err(_) => 0,
+        };
+        if n == 2 * ACCOUNTS {
+            break;
+        }
+        publishing(&mut publisher).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy was not applied ({n} rows)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let load = tokio::spawn(transfers(db.mysql_db_url.clone(), 600));
+    // SIGKILL the worker mid-stream; two new ones join: one owns the single partition, the
+    // other idles.
+    wait_applying(
+        &pg,
+        &cfg.kafka.group,
+        2 * ACCOUNTS + 1500,
+        1,
+        &mut publisher,
+    )
+    .await;
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let b = spawn_worker(file.path());
+    let c2 = spawn_worker(file.path());
+    load.await.unwrap();
+    wait_identical(&db, &["acct_a", "acct_b"], Duration::from_secs(90)).await;
+
+    // The publisher's committed position feeds the binlog runway, as direct sync's
+    // checkpoint does.
+    assert!(
+        metrics.binlog_runway_seconds().is_some(),
+        "no binlog runway under --via kafka"
+    );
+
+    // Stop publishing; every committed message (changes and end markers) applied once, in
+    // the one partition.
+    stop_tx.send(true).unwrap();
+    assert_eq!(publisher.await.unwrap().unwrap(), Exit::Stopped);
+    let total = wait_applied_once(
+        &pg,
+        &cfg.kafka.group,
+        &brokers,
+        std::slice::from_ref(&topic),
+    )
+    .await;
+    assert_eq!(applied(&pg, &cfg.kafka.group).await.len(), 1);
+    sampling_tx.send(true).unwrap();
+    let (samples, violations, seen) = sampler.await.unwrap();
+    eprintln!(
+        "{total} messages applied once; {samples} samples of the target, {violations} violations"
+    );
+    assert_eq!(
+        violations, 0,
+        "the target showed a half-applied source transaction in {violations} of {samples} samples (sums {seen:?})"
+    );
+    assert!(samples > 20, "only {samples} samples of the target");
+    verify_identical_with_heartbeat(file.path(), &pg).await;
+    drop((b, c2));
 }

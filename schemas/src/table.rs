@@ -113,6 +113,21 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// A table with these columns and primary key, and no other keys, indexes or comment (what
+    /// fixtures and decoded-event tests need).
+    pub fn keyed(id: TableId, columns: Vec<Column>, primary_key: Vec<usize>) -> TableSchema {
+        TableSchema {
+            id,
+            columns,
+            primary_key,
+            unique_keys: Vec::new(),
+            indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            comment: String::new(),
+            auto_increment: None,
+        }
+    }
+
     /// The columns that identify a row: the primary key, or else the first unique key whose
     /// columns are all NOT NULL and not prefixes (MySQL's own rule for an implicit primary key).
     /// `None` when the table has neither.

@@ -150,6 +150,32 @@ pub enum SinkError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The transactional mode's topic breaks its own structure: a change of another source
+    /// transaction before the end marker of the open one, or an end marker whose event count
+    /// does not match the changes read (see `crate::kafka::transactions`).
+    #[error(
+        "kafka message {topic}[{partition}]@{offset} breaks the transaction sequence: {reason}"
+    )]
+    TxSequence {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The transactional mode's topic exists with more than one partition.
+    #[error(
+        "kafka topic {topic} has {partitions} partitions; the transactional mode needs exactly one to keep source order"
+    )]
+    TopicPartitions {
+        /// Topic.
+        topic: String,
+        /// Its partitions.
+        partitions: usize,
+    },
     /// Another worker committed offsets of a partition this worker was applying: the batch
     /// was rolled back, and the partition is no longer this worker's.
     #[error(
@@ -256,12 +282,26 @@ impl SinkError {
             SinkError::Envelope { .. } => Some(
                 "set a [[transform]] cast or mask on that column, or exclude the table".into(),
             ),
+            SinkError::Kafka { source, .. } if crate::kafka::is_unsupported(source) => Some(
+                "the broker does not implement a Kafka API my2pg needs; sync --via kafka publishes with \
+                 Kafka transactions (KIP-98: InitProducerId, AddPartitionsToTxn, EndTxn): use a broker \
+                 that has them (Apache Kafka 0.11 or later, Redpanda, …; tansu 0.6 lacks EndTxn)"
+                    .into(),
+            ),
             SinkError::Kafka { .. } => Some(
                 "check [kafka] brokers and that the brokers are up and reachable from this machine".into(),
             ),
             SinkError::Poison { topic, .. } => Some(format!(
                 "inspect the message (kcat -C -t {topic} -p PARTITION -o OFFSET -c 1), fix its producer, \
                  or set [kafka] on_poison = \"dead_letter\" to record such messages in my2pg.dead_letter and go on"
+            )),
+            SinkError::TxSequence { topic, .. } => Some(format!(
+                "only `my2pg sync --via kafka` with [kafka] mode = \"transactional\" may write to {topic}; \
+                 stop the other producer, then delete the topic and my2pg.kafka_offsets rows of the group and publish again"
+            )),
+            SinkError::TopicPartitions { topic, .. } => Some(format!(
+                "delete {topic} (kafka-topics --delete --topic {topic}) and let my2pg create it with one partition, \
+                 or set another [kafka] topic_prefix"
             )),
             SinkError::Fenced { .. } => None,
         }

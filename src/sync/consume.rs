@@ -14,6 +14,13 @@
 //! batch in flight: the last batch committed, the unapplied messages of revoked partitions are
 //! dropped, and their next owner starts at the stored offsets.
 //!
+//! In the transactional mode (`[kafka] mode = "transactional"`) the worker subscribes to the
+//! single-partition topic instead; `sink::kafka::transactions::Assembler` regroups its
+//! messages into whole source transactions (by their end markers), and a batch ends only after
+//! one. A source transaction larger than `batch_rows` goes to the applier in fragments that
+//! share one PostgreSQL transaction, as in direct sync. Only the worker that owns the
+//! partition applies; the others in the group stay idle members, ready to take over.
+//!
 //! A message that cannot be applied (not JSON, an unknown table, columns that do not match)
 //! stops the worker naming topic, partition and offset, or — with
 //! `[kafka] on_poison = "dead_letter"` — is recorded in `my2pg.dead_letter` and skipped. The
@@ -31,11 +38,13 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::BorrowedMessage;
 use schemas::change::{Change, TxFragment};
-use schemas::envelope;
+use schemas::envelope::{self, Message};
 use schemas::{BinlogCoord, SourcePosition, SourceTx, TableId, TableSchema};
 use sink::apply::{Applier, ErrorPolicy};
+use sink::kafka::KafkaMode;
 use sink::kafka::consume::Assignment;
 use sink::kafka::offsets::{Consumed, Fence};
+use sink::kafka::transactions::{Assembler, Item};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -111,9 +120,14 @@ async fn run_once(ctx: &SyncContext, mut stop: watch::Receiver<bool>) -> Result<
             .set_heartbeat_interval(Some(Duration::from_millis(ctx.sync.heartbeat_interval_ms)));
     }
     let known = Tables { by_id };
-    let topics: Vec<String> = known.by_id.keys().map(|id| kopts.topic(id)).collect();
+    let ids: Vec<TableId> = known.by_id.keys().cloned().collect();
+    let topics = kopts.change_topics(&ids);
+    if kopts.mode == KafkaMode::Transactional {
+        let existing = sink::kafka::publish::partition_counts(&kopts).await?;
+        sink::kafka::publish::check_transactions_topic(&kopts, &existing)?;
+    }
     let consumer = sink::kafka::consume::consumer(&kopts, &ctx.target, &topics)?;
-    info!(group = %kopts.group, topics = topics.len(), "apply worker joined the consumer group");
+    info!(group = %kopts.group, mode = ?kopts.mode, topics = topics.len(), "apply worker joined the consumer group");
     ctx.health.set(Phase::Streaming);
     ctx.metrics.set_streaming(true);
     let result = apply_loop(ctx, &consumer, &known, &mut applier, &mut stop).await;
@@ -126,41 +140,69 @@ async fn run_once(ctx: &SyncContext, mut stop: watch::Receiver<bool>) -> Result<
 /// A message taken from Kafka, decoded (or why not).
 struct Taken {
     consumed: Consumed,
-    tx: std::result::Result<Option<SourceTx>, String>,
+    item: std::result::Result<Item, String>,
     raw: Option<Vec<u8>>,
 }
 
-fn take(m: &BorrowedMessage<'_>, known: &Tables) -> Taken {
+fn take(m: &BorrowedMessage<'_>, known: &Tables, mode: KafkaMode) -> Taken {
     let consumed = Consumed {
         topic: Arc::from(m.topic()),
         partition: m.partition(),
         offset: m.offset(),
     };
-    let tx = decode(m.payload(), known);
-    let raw = tx
+    let item = decode(m.payload(), known, mode);
+    let raw = item
         .is_err()
         .then(|| m.payload().map(<[u8]>::to_vec))
         .flatten();
-    Taken { consumed, tx, raw }
+    Taken {
+        consumed,
+        item,
+        raw,
+    }
 }
 
-fn decode(payload: Option<&[u8]>, known: &Tables) -> std::result::Result<Option<SourceTx>, String> {
-    let Some(d) = envelope::decode(payload).map_err(|e| e.to_string())? else {
-        return Ok(None);
+/// What a message means to the assembler. In the per-table mode every change is a unit of its
+/// own; in the transactional mode a streamed change joins its source transaction (copy rows
+/// stand alone: they belong to no transaction).
+fn decode(
+    payload: Option<&[u8]>,
+    known: &Tables,
+    mode: KafkaMode,
+) -> std::result::Result<Item, String> {
+    let d = match envelope::decode_message(payload).map_err(|e| e.to_string())? {
+        Message::Change(d) => *d,
+        Message::End(end) if mode == KafkaMode::Transactional => {
+            return Ok(Item::End {
+                id: end.id,
+                event_count: end.event_count,
+            });
+        }
+        Message::End(_) | Message::Nothing => return Ok(Item::Nothing),
     };
     let Some(change) = d.change else {
-        return Ok(None);
+        return Ok(Item::Nothing);
     };
     let schema = known
         .by_id
         .get(&d.table)
         .ok_or_else(|| format!("table {} is not in the selection", d.table))?;
     let row = change.row_change(schema).map_err(|e| e.to_string())?;
+    if mode == KafkaMode::Transactional
+        && !change.snapshot
+        && let Some(tx_id) = change.tx_id
+    {
+        return Ok(Item::Change {
+            tx_id,
+            change: row,
+            commit_ms: change.commit_ms,
+        });
+    }
     let position = match &change.file {
         Some((f, p)) => SourcePosition::File(BinlogCoord::new(f.clone(), *p)),
         None => SourcePosition::File(BinlogCoord::new("", 0)),
     };
-    Ok(Some(SourceTx {
+    Ok(Item::Whole(SourceTx {
         gtid: None,
         position,
         commit_time_ms: change.commit_ms,
@@ -169,10 +211,13 @@ fn decode(payload: Option<&[u8]>, known: &Tables) -> std::result::Result<Option<
     }))
 }
 
-fn act_on_rebalance(
+/// Acts on the rebalance events raised since the last call — before the message received
+/// with them is accepted, so a message from before a revocation or a new assignment is never
+/// mixed with the ones after it.
+async fn act_on_rebalance(
     consumer: &sink::kafka::consume::Consumer,
     applier: &mut Applier,
-    pending: &mut Vec<Taken>,
+    held: &mut Assembler,
 ) -> Result<()> {
     for a in consumer.context().take() {
         match a {
@@ -181,6 +226,10 @@ fn act_on_rebalance(
                 partition,
                 stored,
             } => {
+                // The new assignment starts again at the stored offset.
+                if held.forget(&topic, partition) {
+                    applier.rollback().await;
+                }
                 if let Some(f) = applier.fence_mut() {
                     f.own(topic, partition, stored);
                 }
@@ -189,8 +238,12 @@ fn act_on_rebalance(
                 if let Some(f) = applier.fence_mut() {
                     f.release(&topic, partition);
                 }
-                pending
-                    .retain(|t| !(t.consumed.topic == topic && t.consumed.partition == partition));
+                // An unfinished source transaction of it (transactional mode): its applied
+                // fragments go with the open PostgreSQL transaction; the next owner reads it
+                // whole from the stored offset.
+                if held.forget(&topic, partition) {
+                    applier.rollback().await;
+                }
             }
             // Transient: the worker leaves the group and joins again.
             Assignment::Failed(reason) => {
@@ -205,6 +258,45 @@ fn act_on_rebalance(
     Ok(())
 }
 
+/// A poison message recorded as a dead letter: where, the raw value, why.
+type Poison = (Consumed, Option<Vec<u8>>, String);
+
+/// Hands a received message to the assembler: dropped when its partition is not this
+/// worker's, stopped on or recorded when it cannot be applied.
+fn accept(
+    ctx: &SyncContext,
+    applier: &mut Applier,
+    held: &mut Assembler,
+    poison: &mut Vec<Poison>,
+    t: Taken,
+) -> Result<()> {
+    // Messages of partitions this worker does not own (any more) are left to their owner.
+    if !applier
+        .fence_mut()
+        .is_some_and(|f| f.owns(&t.consumed.topic, t.consumed.partition))
+    {
+        return Ok(());
+    }
+    let item = match t.item {
+        Ok(item) => item,
+        Err(reason) => {
+            if ctx.kafka.on_poison == ErrorPolicy::Stop {
+                return Err(sink::SinkError::Poison {
+                    topic: t.consumed.topic.to_string(),
+                    partition: t.consumed.partition,
+                    offset: t.consumed.offset,
+                    reason,
+                }
+                .into());
+            }
+            poison.push((t.consumed.clone(), t.raw, reason));
+            Item::Skipped
+        }
+    };
+    held.push(item, t.consumed)?;
+    Ok(())
+}
+
 async fn apply_loop(
     ctx: &SyncContext,
     consumer: &sink::kafka::consume::Consumer,
@@ -212,6 +304,11 @@ async fn apply_loop(
     applier: &mut Applier,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Exit> {
+    let mode = ctx.kafka.mode;
+    let limit = ctx.sync.batch_rows.max(1);
+    // A huge source transaction is handed to the applier in fragments of `batch_rows`.
+    let mut held = Assembler::new(limit);
+    let mut poison: Vec<Poison> = Vec::new();
     loop {
         if *stop.borrow() {
             return Ok(Exit::Stopped);
@@ -231,19 +328,23 @@ async fn apply_loop(
             _ = stop.changed() => return Ok(Exit::Stopped),
             // Wake up now and then so rebalance events are acted on while idle.
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                let mut none = Vec::new();
-                act_on_rebalance(consumer, applier, &mut none)?;
+                act_on_rebalance(consumer, applier, &mut held).await?;
                 continue;
             }
         };
-        let mut pending = vec![take(&first, known)];
+        act_on_rebalance(consumer, applier, &mut held).await?;
+        let t = take(&first, known, mode);
         drop(first);
-        let mut rows = 1;
-        while rows < ctx.sync.batch_rows {
+        accept(ctx, applier, &mut held, &mut poison, t)?;
+        let mut received = 1;
+        while received < limit && held.rows() < limit {
             match consumer.recv().now_or_never() {
                 Some(Ok(m)) => {
-                    pending.push(take(&m, known));
-                    rows += 1;
+                    act_on_rebalance(consumer, applier, &mut held).await?;
+                    let t = take(&m, known, mode);
+                    drop(m);
+                    accept(ctx, applier, &mut held, &mut poison, t)?;
+                    received += 1;
                 }
                 Some(Err(e))
                     if e.rdkafka_error_code()
@@ -261,49 +362,33 @@ async fn apply_loop(
                 None => break,
             }
         }
-        act_on_rebalance(consumer, applier, &mut pending)?;
-        // Messages of partitions this worker does not own (any more) are left to their owner.
-        pending.retain(|t| {
-            applier
-                .fence_mut()
-                .is_some_and(|f| f.owns(&t.consumed.topic, t.consumed.partition))
-        });
-        if pending.is_empty() {
+        act_on_rebalance(consumer, applier, &mut held).await?;
+        // Whole units only (and a huge transaction's next fragment): the transactional mode's
+        // PostgreSQL transactions never end inside a source transaction.
+        let units = held.take();
+        if units.is_empty() {
             continue;
-        }
-        let mut batch = Vec::with_capacity(pending.len());
-        let mut consumed = Vec::with_capacity(pending.len());
-        let mut poison = Vec::new();
-        for t in pending {
-            let tx = match t.tx {
-                Ok(Some(tx)) => ctx.transforms.apply(tx)?,
-                // A tombstone: nothing to apply, but its offset moves on with the batch.
-                Ok(None) => empty_tx(),
-                Err(reason) => {
-                    if ctx.kafka.on_poison == ErrorPolicy::Stop {
-                        return Err(sink::SinkError::Poison {
-                            topic: t.consumed.topic.to_string(),
-                            partition: t.consumed.partition,
-                            offset: t.consumed.offset,
-                            reason,
-                        }
-                        .into());
-                    }
-                    poison.push((t.consumed.clone(), t.raw, reason));
-                    empty_tx()
-                }
-            };
-            batch.push(tx);
-            consumed.push(t.consumed);
         }
         if !poison.is_empty() {
             record_poison(applier.client(), &ctx.pipeline, &poison).await?;
             ctx.metrics
                 .errors(ErrorKind::DeadLetter, poison.len() as u64);
+            poison.clear();
+        }
+        let mut batch = Vec::with_capacity(units.len());
+        let mut consumed = Vec::with_capacity(units.len());
+        for u in units {
+            batch.push(ctx.transforms.apply(u.tx)?);
+            consumed.push(u.consumed);
         }
         let started = Instant::now();
         let outcome = applier.apply_consumed(batch, consumed).await?;
         let now = SystemTime::now();
+        if !outcome.committed {
+            debug!(
+                "applied a fragment of a large source transaction; its PostgreSQL transaction stays open"
+            );
+        }
         ctx.metrics.apply_batch_finished(started.elapsed());
         ctx.metrics.transactions_applied(outcome.transactions);
         for (table, op, n) in &outcome.rows {
@@ -319,21 +404,11 @@ async fn apply_loop(
     }
 }
 
-fn empty_tx() -> SourceTx {
-    SourceTx {
-        gtid: None,
-        position: SourcePosition::File(BinlogCoord::new("", 0)),
-        commit_time_ms: 0,
-        changes: Vec::new(),
-        fragment: TxFragment::WHOLE,
-    }
-}
-
 /// Records skipped messages in `my2pg.dead_letter` (position = `topic[partition]@offset`).
 async fn record_poison(
     pg: &tokio_postgres::Client,
     pipeline: &str,
-    poison: &[(Consumed, Option<Vec<u8>>, String)],
+    poison: &[Poison],
 ) -> Result<()> {
     for (c, raw, reason) in poison {
         let event = raw.as_deref().map(|b| {

@@ -14,7 +14,13 @@
 //! sync does, which is what makes copy plus stream exact (see `snapshot`). With one, it
 //! streams from it. A batch of whole source transactions is one Kafka transaction; a huge
 //! source transaction's fragments share one Kafka transaction, committed after the last, so
-//! consumers reading committed data see every source transaction whole or not at all.
+//! consumers reading committed data see every source transaction whole or not at all. In the
+//! transactional mode (`[kafka] mode = "transactional"`) the changes go to one single-partition
+//! topic and each source transaction ends with its end marker (`sink::kafka::transactions`).
+//!
+//! The published position feeds the runway tracker (`super::runway::Tracker`) the way direct
+//! sync's checkpoint does: the copy's start while it runs, then each committed position, so
+//! `my2pg_binlog_runway_seconds` counts from the binlog file a restarted publisher needs.
 //!
 //! The target is still used for the copy's bookkeeping (chunk plan and progress, in
 //! `my2pg.snapshot*`) and to create the target tables; rows reach it only through workers.
@@ -26,7 +32,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use cdc_reader::binlog::stream::current_position;
 use schemas::{SourcePosition, SourceTx, TableId};
-use sink::kafka::publish::Publisher;
+use sink::kafka::publish::{Publisher, TxEvents};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -57,6 +63,7 @@ pub async fn run_once(
     let from = match publisher.read_position().await? {
         Some(p) => {
             info!(position = %p, "resuming the Kafka stream from the published position");
+            ctx.tracker.set_resume(&p);
             p
         }
         None => {
@@ -69,6 +76,8 @@ pub async fn run_once(
                     p
                 }
             };
+            // A restart during the copy streams from its start: that file must not be purged.
+            ctx.tracker.set_resume(&start);
             info!(position = %start, tables = tables.len(), "publishing a copy of the selected tables");
             snapshot::copy_tables(ctx, copies(ctx, &tables)?, WriteMode::Publish).await?;
             let end = {
@@ -144,6 +153,8 @@ async fn publish_loop(
 ) -> Result<Option<Exit>> {
     // Whether a Kafka transaction is open (a huge source transaction's fragments so far).
     let mut open = false;
+    // The source transaction being published, across its fragments.
+    let mut events = TxEvents::default();
     loop {
         if *stop.borrow() && !open {
             return Ok(Some(Exit::Stopped));
@@ -161,13 +172,13 @@ async fn publish_loop(
         }
         let mut rows = first.row_count();
         let mut last_whole = first.fragment.last.then(|| first.position.clone());
-        let mut sent = publisher.send_tx(&first).await?;
+        let mut sent = publisher.send_tx(&first, &mut events).await?;
         let mut more = first.fragment.last;
         while more && rows < ctx.sync.batch_rows {
             match rx.try_recv() {
                 Ok(t) => {
                     rows += t.row_count();
-                    sent += publisher.send_tx(&t).await?;
+                    sent += publisher.send_tx(&t, &mut events).await?;
                     more = t.fragment.last;
                     if t.fragment.last {
                         last_whole = Some(t.position.clone());
@@ -180,6 +191,11 @@ async fn publish_loop(
         if more {
             publisher.commit(last_whole.as_ref()).await?;
             open = false;
+            // The committed position is where a restarted publisher resumes: the binlog
+            // runway counts from its file, as direct sync's does from the checkpoint.
+            if let Some(p) = &last_whole {
+                ctx.tracker.set_resume(p);
+            }
             debug!(events = sent, position = ?last_whole, "published");
         }
     }

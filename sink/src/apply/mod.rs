@@ -172,7 +172,11 @@ pub struct Applier {
 #[derive(Debug)]
 struct Consuming {
     fence: Fence,
-    batch: Vec<Consumed>,
+    /// The messages of each transaction of the batch being applied.
+    batch: Vec<Vec<Consumed>>,
+    /// The messages of the non-final fragments applied in the open PostgreSQL transaction:
+    /// their offsets commit with the final fragment.
+    carried: Vec<Consumed>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -237,6 +241,7 @@ impl Applier {
         self.consuming = Some(Consuming {
             fence,
             batch: Vec::new(),
+            carried: Vec::new(),
         });
         self
     }
@@ -246,20 +251,30 @@ impl Applier {
         self.consuming.as_mut().map(|c| &mut c.fence)
     }
 
-    /// Applies messages consumed from Kafka: `batch[i]` came from `consumed[i]`. Rows and the
-    /// partitions' next offsets commit together; see [`Applier::apply`] for the rest.
+    /// Applies messages consumed from Kafka: `batch[i]` came from the messages `consumed[i]`
+    /// (one message per transaction in the per-table mode, a whole source transaction's in the
+    /// transactional mode). Rows and the partitions' next offsets commit together; when the
+    /// batch ends with a non-final fragment, its offsets wait for the final one. See
+    /// [`Applier::apply`] for the rest.
     pub async fn apply_consumed(
         &mut self,
         batch: Vec<SourceTx>,
-        consumed: Vec<Consumed>,
+        consumed: Vec<Vec<Consumed>>,
     ) -> Result<ApplyOutcome> {
         if let Some(c) = self.consuming.as_mut() {
             c.batch = consumed;
         }
         let result = self.apply(batch).await;
-        if result.is_err() {
+        match &result {
             // A fenced commit leaves its transaction open: its rows must not stay.
-            self.rollback().await;
+            Err(_) => self.rollback().await,
+            Ok(o) if !o.committed => {
+                if let Some(c) = self.consuming.as_mut() {
+                    let held = std::mem::take(&mut c.batch);
+                    c.carried.extend(held.into_iter().flatten());
+                }
+            }
+            Ok(_) => {}
         }
         result
     }
@@ -334,8 +349,12 @@ impl Applier {
         Ok(())
     }
 
-    /// Rolls back an open transaction (after an error).
+    /// Rolls back an open transaction (after an error, or on the Kafka path when the
+    /// partition of an unfinished source transaction is given up).
     pub async fn rollback(&mut self) {
+        if let Some(c) = self.consuming.as_mut() {
+            c.carried.clear();
+        }
         if self.open {
             let _ = self.client.batch_execute("ROLLBACK").await;
             self.open = false;
@@ -388,8 +407,11 @@ impl Applier {
         };
         let whole = batch.iter().filter(|t| t.fragment.last).count() as i64;
         if let Some(c) = self.consuming.as_mut() {
-            let done = &c.batch[..batch.len().min(c.batch.len())];
-            let advanced = c.fence.advance(&self.client, done).await?;
+            let mut done = std::mem::take(&mut c.carried);
+            for m in c.batch.iter().take(batch.len()) {
+                done.extend(m.iter().cloned());
+            }
+            let advanced = c.fence.advance(&self.client, &done).await?;
             self.client
                 .batch_execute("COMMIT")
                 .await

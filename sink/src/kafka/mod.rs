@@ -28,20 +28,41 @@
 //! the messages of an aborted publisher transaction are never applied.
 //!
 //! **Consistency.** Exact per row, in per-key order (one key, one partition, applied in offset
-//! order). Across tables — and across partitions of one table — workers progress
-//! independently, so the target is eventually consistent: a source transaction touching two
-//! tables may be visible half-applied for a moment; it is complete once every worker has
-//! caught up. `docs/kafka.md` has the details.
+//! order). In the default [`KafkaMode::PerTable`], across tables — and across partitions of
+//! one table — workers progress independently, so the target is eventually consistent: a
+//! source transaction touching two tables may be visible half-applied for a moment; it is
+//! complete once every worker has caught up. [`KafkaMode::Transactional`] trades the
+//! parallelism for whole source transactions: one topic with one partition, so one worker
+//! applies everything, each source transaction in one PostgreSQL transaction
+//! ([`transactions`] argues it). `docs/kafka.md` has the details.
 
 pub mod consume;
 pub mod offsets;
 pub mod publish;
+pub mod transactions;
 
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use schemas::TableId;
+
+/// How changes are laid out in Kafka (`[kafka] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaMode {
+    /// One topic per table, keyed by primary key: workers share the partitions; exact per
+    /// key, eventually consistent across tables (default: it scales out).
+    #[default]
+    PerTable,
+    /// Every change in one topic of one partition, in source order, each source transaction
+    /// closed by an end marker: one worker applies source transactions whole.
+    Transactional,
+}
+
+/// The suffix of the transactional mode's topic (`<prefix>.my2pg-transactions`); not a valid
+/// MySQL database name's form of `<db>.<table>`, so it cannot clash with a table topic.
+pub const TRANSACTIONS_TOPIC: &str = "my2pg-transactions";
 
 /// Connection and naming settings (`[kafka]`).
 #[derive(Debug, Clone)]
@@ -58,12 +79,35 @@ pub struct KafkaOptions {
     pub group: String,
     /// Extra librdkafka properties (security, SASL, tuning), passed as they are.
     pub client: BTreeMap<String, String>,
+    /// Topic layout.
+    pub mode: KafkaMode,
 }
 
 impl KafkaOptions {
     /// The topic of a table.
     pub fn topic(&self, table: &TableId) -> String {
         format!("{}.{}.{}", self.topic_prefix, table.database, table.table)
+    }
+
+    /// The single topic of the transactional mode.
+    pub fn transactions_topic(&self) -> String {
+        format!("{}.{TRANSACTIONS_TOPIC}", self.topic_prefix)
+    }
+
+    /// The topic a change of `table` is published to, under the configured mode.
+    pub fn change_topic(&self, table: &TableId) -> String {
+        match self.mode {
+            KafkaMode::PerTable => self.topic(table),
+            KafkaMode::Transactional => self.transactions_topic(),
+        }
+    }
+
+    /// The topics apply workers subscribe to for `tables`.
+    pub fn change_topics(&self, tables: &[TableId]) -> Vec<String> {
+        match self.mode {
+            KafkaMode::PerTable => tables.iter().map(|t| self.topic(t)).collect(),
+            KafkaMode::Transactional => vec![self.transactions_topic()],
+        }
     }
 
     /// The topic holding the publisher's positions.
@@ -90,6 +134,10 @@ fn k(what: impl Into<String>) -> impl FnOnce(KafkaError) -> crate::SinkError {
 /// Whether a Kafka error is worth retrying after a backoff.
 pub fn is_transient(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
+    // A broker without an API my2pg needs (e.g. Kafka transactions) will not grow it.
+    if is_unsupported(e) {
+        return false;
+    }
     let code = match e {
         KafkaError::Transaction(t) => {
             return t.is_retriable() || t.txn_requires_abort();
@@ -110,5 +158,24 @@ pub fn is_transient(e: &KafkaError) -> bool {
         ) => false,
         // Brokers down, timeouts, leader changes, coordinator moves: all pass.
         _ => true,
+    }
+}
+
+/// Whether the broker lacks a request my2pg needs (librdkafka checked its API versions).
+pub fn is_unsupported(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_broker_feature_is_definite() {
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::UnsupportedFeature);
+        assert!(!is_transient(&e));
+        assert!(is_transient(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
     }
 }

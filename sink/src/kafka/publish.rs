@@ -1,4 +1,9 @@
 //! The transactional publisher (see the parent module for the exactly-once argument).
+//!
+//! In the transactional mode ([`super::KafkaMode::Transactional`]) every change goes to the
+//! single-partition topic and each source transaction's last change is followed by its end
+//! marker ([`super::transactions`]); [`TxEvents`] carries the transaction's id and counts
+//! across the fragments of a huge one, so the marker counts all of them.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +20,7 @@ use schemas::envelope::{self, SourceInfo};
 use schemas::{ChangeOp, SourcePosition, SourceTx, TableId};
 use tracing::info;
 
-use super::{KafkaOptions, k};
+use super::{KafkaMode, KafkaOptions, k};
 use crate::error::{Result, SinkError};
 
 /// How long a Kafka transaction may take to commit before the publisher gives up (and
@@ -85,24 +90,23 @@ impl Publisher {
         &self.opts
     }
 
-    /// Creates the topics of `tables` and the positions topic when missing (topics that
-    /// exist are left as they are: an operator may have created them with other settings).
+    /// Creates the change topics of `tables` (the transactional mode's single topic, with one
+    /// partition) and the positions topic when missing. Topics that exist are left as they
+    /// are — an operator may have created them with other settings — except that the
+    /// transactional topic must have exactly one partition.
     pub async fn ensure_topics(&self, tables: &[TableId]) -> Result<()> {
         let positions = self.opts.positions_topic();
-        let mut wanted: Vec<(String, i32)> = tables
-            .iter()
-            .map(|t| (self.opts.topic(t), self.opts.partitions.max(1)))
-            .collect();
-        wanted.push((positions.clone(), 1));
-        let existing = {
-            let opts = self.opts.clone();
-            tokio::task::spawn_blocking(move || existing_topics(&opts))
-                .await
-                .map_err(|e| SinkError::State {
-                    reason: format!("kafka metadata thread: {e}"),
-                })??
+        let mut wanted: Vec<(String, i32)> = match self.opts.mode {
+            KafkaMode::PerTable => tables
+                .iter()
+                .map(|t| (self.opts.topic(t), self.opts.partitions.max(1)))
+                .collect(),
+            KafkaMode::Transactional => vec![(self.opts.transactions_topic(), 1)],
         };
-        wanted.retain(|(n, _)| !existing.contains(n));
+        wanted.push((positions.clone(), 1));
+        let existing = partition_counts(&self.opts).await?;
+        check_transactions_topic(&self.opts, &existing)?;
+        wanted.retain(|(n, _)| !existing.contains_key(n));
         if wanted.is_empty() {
             return Ok(());
         }
@@ -167,24 +171,42 @@ impl Publisher {
 
     /// Produces the row changes of `tx` (within the open transaction). A key change is
     /// published as a delete of the old key and a create of the new one, so every key's
-    /// changes stay in that key's partition, in order.
-    pub async fn send_tx(&self, tx: &SourceTx) -> Result<u64> {
+    /// changes stay in that key's partition, in order. `events` follows the source
+    /// transaction across its fragments (pass the same one until its last fragment); in the
+    /// transactional mode the last fragment's changes are followed by the end marker.
+    /// Returns the change messages produced.
+    pub async fn send_tx(&self, tx: &SourceTx, events: &mut TxEvents) -> Result<u64> {
         let (server_id, gtid) = match &tx.gtid {
             Some(TxGtid::Maria(g)) => (g.server_id, Some(g.to_string())),
             Some(g @ TxGtid::Mysql(_)) => (0, Some(g.to_string())),
             None => (0, None),
         };
         let coord = tx.position.coord().cloned();
-        let tx_id = gtid.clone().unwrap_or_else(|| tx.position.to_string());
-        let mut per_table: std::collections::HashMap<TableId, u64> = Default::default();
+        // The first fragment names the transaction: a later fragment's position differs.
+        if tx.fragment.index == 0 || events.id.is_empty() {
+            *events = TxEvents {
+                id: gtid.clone().unwrap_or_else(|| tx.position.to_string()),
+                ..TxEvents::default()
+            };
+        }
         let mut sent = 0;
         let now = now_ms();
         for change in &tx.changes {
             let Change::Row(r) = change else { continue };
             let parts: Vec<RowChange> = split_key_change(r);
             for part in &parts {
-                let n = per_table.entry(r.table.id.clone()).or_default();
+                let table = r.table.id.to_string();
+                let n = match events.per_table.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, n)) => n,
+                    None => {
+                        events.per_table.push((table, 0));
+                        let last = events.per_table.len() - 1;
+                        &mut events.per_table[last].1
+                    }
+                };
                 *n += 1;
+                let data_collection_order = *n;
+                events.total += 1;
                 let info = SourceInfo {
                     name: self.opts.topic_prefix.clone(),
                     commit_ms: tx.commit_time_ms,
@@ -193,13 +215,19 @@ impl Publisher {
                     gtid: gtid.clone(),
                     file: coord.as_ref().map(|c| c.file.clone()),
                     pos: coord.as_ref().map_or(0, |c| c.offset),
-                    tx_id: Some(tx_id.clone()),
-                    total_order: part.ordinal + 1,
-                    data_collection_order: *n,
+                    tx_id: Some(events.id.clone()),
+                    total_order: events.total,
+                    data_collection_order,
                 };
                 self.send_change(part, &info, now).await?;
                 sent += 1;
             }
+        }
+        if tx.fragment.last && self.opts.mode == KafkaMode::Transactional && events.total > 0 {
+            let (key, value) =
+                envelope::encode_tx_end(&events.id, tx.commit_time_ms, &events.per_table);
+            self.send_record(&self.opts.transactions_topic(), &key, &value)
+                .await?;
         }
         Ok(sent)
     }
@@ -239,8 +267,13 @@ impl Publisher {
         };
         let key = envelope::encode_key(&change.table, image).map_err(bad)?;
         let value = envelope::encode(change, info, now).map_err(bad)?;
-        let topic = self.opts.topic(&change.table.id);
-        let mut record = FutureRecord::to(&topic).key(&key).payload(&value);
+        self.send_record(&self.opts.change_topic(&change.table.id), &key, &value)
+            .await
+    }
+
+    /// Produces one message (within the open transaction), waiting while the queue is full.
+    async fn send_record(&self, topic: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut record = FutureRecord::to(topic).key(key).payload(value);
         loop {
             match self.producer.send_result(record) {
                 Ok(_delivery) => return Ok(()),
@@ -285,6 +318,47 @@ impl Publisher {
     }
 }
 
+/// The source transaction being published, across its fragments (see [`Publisher::send_tx`]).
+#[derive(Debug, Clone, Default)]
+pub struct TxEvents {
+    /// `transaction.id`: the GTID, else the position of its first fragment.
+    id: String,
+    /// Change messages so far.
+    total: u64,
+    /// Change messages so far by `database.table`, in first-seen order.
+    per_table: Vec<(String, u64)>,
+}
+
+/// Partitions of every topic of the cluster, by name.
+pub async fn partition_counts(
+    opts: &KafkaOptions,
+) -> Result<std::collections::HashMap<String, usize>> {
+    let opts = opts.clone();
+    tokio::task::spawn_blocking(move || existing_topics(&opts))
+        .await
+        .map_err(|e| SinkError::State {
+            reason: format!("kafka metadata thread: {e}"),
+        })?
+}
+
+/// In the transactional mode, refuses a single topic that exists with more than one partition
+/// (its order would be lost between partitions).
+pub fn check_transactions_topic(
+    opts: &KafkaOptions,
+    existing: &std::collections::HashMap<String, usize>,
+) -> Result<()> {
+    if opts.mode != KafkaMode::Transactional {
+        return Ok(());
+    }
+    let topic = opts.transactions_topic();
+    match existing.get(&topic) {
+        Some(&partitions) if partitions > 1 => {
+            Err(SinkError::TopicPartitions { topic, partitions })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An update that changes the row's key becomes a delete of the old key and a create of the
 /// new one (what Debezium does), so per-key order holds across partitions.
 fn split_key_change(r: &RowChange) -> Vec<RowChange> {
@@ -308,7 +382,7 @@ fn split_key_change(r: &RowChange) -> Vec<RowChange> {
     vec![r.clone()]
 }
 
-fn existing_topics(opts: &KafkaOptions) -> Result<std::collections::HashSet<String>> {
+fn existing_topics(opts: &KafkaOptions) -> Result<std::collections::HashMap<String, usize>> {
     let consumer: BaseConsumer = opts
         .config()
         .create()
@@ -316,7 +390,11 @@ fn existing_topics(opts: &KafkaOptions) -> Result<std::collections::HashSet<Stri
     let md = consumer
         .fetch_metadata(None, Duration::from_secs(30))
         .map_err(k("reading the cluster's topics"))?;
-    Ok(md.topics().iter().map(|t| t.name().to_owned()).collect())
+    Ok(md
+        .topics()
+        .iter()
+        .map(|t| (t.name().to_owned(), t.partitions().len()))
+        .collect())
 }
 
 fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePosition>> {
@@ -386,4 +464,48 @@ fn read_position(opts: &KafkaOptions, pipeline: &str) -> Result<Option<SourcePos
         )
     })
     .transpose()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn opts(mode: KafkaMode) -> KafkaOptions {
+        KafkaOptions {
+            brokers: "localhost:9092".into(),
+            topic_prefix: "shop".into(),
+            partitions: 6,
+            replication: 1,
+            group: "g".into(),
+            client: Default::default(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn the_transactional_topic_must_have_one_partition() {
+        let t = opts(KafkaMode::Transactional);
+        assert_eq!(t.transactions_topic(), "shop.my2pg-transactions");
+        assert_eq!(
+            t.change_topic(&TableId::new("db", "a")),
+            "shop.my2pg-transactions"
+        );
+        let one = [("shop.my2pg-transactions".to_owned(), 1)].into();
+        check_transactions_topic(&t, &one).unwrap();
+        check_transactions_topic(&t, &Default::default()).unwrap();
+        let three = [("shop.my2pg-transactions".to_owned(), 3)].into();
+        let e = check_transactions_topic(&t, &three).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kafka topic shop.my2pg-transactions has 3 partitions; the transactional mode needs exactly one to keep source order"
+        );
+        assert!(e.hint().unwrap().contains("delete shop.my2pg-transactions"));
+        // The per-table mode does not care.
+        check_transactions_topic(&opts(KafkaMode::PerTable), &three).unwrap();
+        assert_eq!(
+            opts(KafkaMode::PerTable).change_topic(&TableId::new("db", "a")),
+            "shop.db.a"
+        );
+    }
 }

@@ -31,6 +31,10 @@
 //! as its MySQL text (`"0000-00-00 00:00:00"`), which [`decode`] reads back, and text whose
 //! bytes are invalid in their character set as `{"invalid_text": hex, "charset": name}`.
 //!
+//! **Transaction markers** ([`transaction`]): in the single-partition transactional mode the
+//! publisher follows each source transaction's last change with Debezium's transaction
+//! metadata `END` record; [`decode_message`] tells the two apart.
+//!
 //! Decoding needs the table's source schema: the JSON alone cannot tell a DATETIME(6) in
 //! microseconds from a BIGINT. Columns are matched by name, so a message written before a
 //! column was added or dropped is reported as not matching the schema instead of shifted.
@@ -45,6 +49,10 @@ use serde_json::{Map, Value as Json, json};
 use crate::change::{ChangeOp, RowChange};
 use crate::table::{ColumnType, TableId, TableSchema};
 use crate::value::{Date, DateTime, Decimal, Row, Time, Timestamp, Value, civil_from_days};
+
+pub mod transaction;
+
+pub use transaction::{TxEnd, encode_tx_end};
 
 /// Why a message could not be read as a change event.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -293,15 +301,42 @@ pub struct DecodedChange {
     pub file: Option<(String, u64)>,
     /// `source.row`, else `transaction.total_order`.
     pub ordinal: u64,
+    /// `transaction.id`: the source transaction the change belongs to (when given).
+    pub tx_id: Option<String>,
+    /// `source.snapshot`: a row read by the initial copy (`"true"`, `"last"`, `true`).
+    pub snapshot: bool,
     /// The raw images, decoded once the schema is known ([`DecodedChange::row_change`]).
     before: Json,
     after: Json,
 }
 
+/// What a message of a change topic holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A change event (boxed: it is much larger than the others).
+    Change(Box<Decoded>),
+    /// The end of a source transaction (transactional mode, see [`transaction`]).
+    End(TxEnd),
+    /// Nothing to apply: a tombstone (`null` value), a Debezium heartbeat without a change,
+    /// or a transaction `BEGIN` record.
+    Nothing,
+}
+
 /// Reads the table and change of a message value (a `None` value is a tombstone: the table
-/// then comes from the caller, and `table` is left empty).
+/// then comes from the caller, and `table` is left empty). A transaction marker decodes to
+/// nothing here; [`decode_message`] returns it.
 pub fn decode(value: Option<&[u8]>) -> Result<Option<Decoded>, EnvelopeError> {
-    let Some(bytes) = value else { return Ok(None) };
+    Ok(match decode_message(value)? {
+        Message::Change(d) => Some(*d),
+        Message::End(_) | Message::Nothing => None,
+    })
+}
+
+/// Reads a message value: a change event, a transaction marker, or nothing to apply.
+pub fn decode_message(value: Option<&[u8]>) -> Result<Message, EnvelopeError> {
+    let Some(bytes) = value else {
+        return Ok(Message::Nothing);
+    };
     let json: Json = serde_json::from_slice(bytes).map_err(|e| EnvelopeError::NotJson {
         reason: e.to_string(),
     })?;
@@ -313,12 +348,15 @@ pub fn decode(value: Option<&[u8]>) -> Result<Option<Decoded>, EnvelopeError> {
     };
     let Json::Object(mut m) = payload else {
         if payload.is_null() {
-            return Ok(None);
+            return Ok(Message::Nothing);
         }
         return Err(EnvelopeError::NotAnEnvelope {
             reason: "the value is not a JSON object".into(),
         });
     };
+    if let Some(marker) = transaction::marker(&m)? {
+        return Ok(marker);
+    }
     let missing = |what: &str| EnvelopeError::NotAnEnvelope {
         reason: format!("no {what}"),
     };
@@ -353,12 +391,24 @@ pub fn decode(value: Option<&[u8]>) -> Result<Option<Decoded>, EnvelopeError> {
     let ordinal = as_u64(source.get("row"))
         .or_else(|| as_u64(m.get("transaction").and_then(|t| t.get("total_order"))))
         .unwrap_or(0);
+    let tx_id = m
+        .get("transaction")
+        .and_then(|t| t.get("id"))
+        .and_then(Json::as_str)
+        .map(str::to_owned);
+    let snapshot = match source.get("snapshot") {
+        Some(Json::Bool(b)) => *b,
+        Some(Json::String(s)) => s != "false",
+        _ => false,
+    };
     let change = DecodedChange {
         op,
         commit_ms: source.get("ts_ms").and_then(Json::as_i64).unwrap_or(0),
         gtid: source.get("gtid").and_then(Json::as_str).map(str::to_owned),
         file,
         ordinal,
+        tx_id,
+        snapshot,
         before: m.remove("before").unwrap_or(Json::Null),
         after: m.remove("after").unwrap_or(Json::Null),
     };
@@ -372,10 +422,10 @@ pub fn decode(value: Option<&[u8]>) -> Result<Option<Decoded>, EnvelopeError> {
             reason: format!("op {:?} without its row image", op_letter(op)),
         });
     }
-    Ok(Some(Decoded {
+    Ok(Message::Change(Box::new(Decoded {
         table: id,
         change: Some(change),
-    }))
+    })))
 }
 
 impl DecodedChange {
