@@ -145,16 +145,26 @@ pub async fn plan<C: GenericClient + Sync>(
         return Ok(existing);
     }
     let name = table.to_string();
-    for (index, lower, upper) in chunks {
-        client
-            .execute(
-                "INSERT INTO my2pg.snapshot_progress (pipeline, source_table, chunk, lower_key, upper_key, state) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending')",
-                &[&pipeline, &name, &(*index as i32), &to_json(lower)?, &to_json(upper)?],
-            )
-            .await
-            .map_err(q(format!("planning the chunks of {name}")))?;
+    let mut index = Vec::with_capacity(chunks.len());
+    let mut lowers = Vec::with_capacity(chunks.len());
+    let mut uppers = Vec::with_capacity(chunks.len());
+    for (i, lower, upper) in chunks {
+        index.push(i32::try_from(*i).map_err(|_| SinkError::State {
+            reason: format!("{name} needs more than 2^31 chunks; raise [snapshot] chunk_rows"),
+        })?);
+        lowers.push(to_json(lower)?);
+        uppers.push(to_json(upper)?);
     }
+    // One statement, so the plan is stored whole or not at all: a partial plan would end
+    // in a chunk with an upper bound, and a resumed copy would never read past it.
+    client
+        .execute(
+            "INSERT INTO my2pg.snapshot_progress (pipeline, source_table, chunk, lower_key, upper_key, state) \
+             SELECT $1, $2, c, l, u, 'pending' FROM unnest($3::int4[], $4::jsonb[], $5::jsonb[]) AS p(c, l, u)",
+            &[&pipeline, &name, &index, &lowers, &uppers],
+        )
+        .await
+        .map_err(q(format!("planning the chunks of {name}")))?;
     planned(client, pipeline, table).await
 }
 
