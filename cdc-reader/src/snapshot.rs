@@ -24,6 +24,7 @@ use schemas::{ColumnType, Row, TableId, TableSchema, Value};
 
 use crate::error::{ReaderError, Result};
 use crate::rows::{decode_row, prepare_session, quote_ident, quote_table, select_list};
+use crate::value::driver_integer;
 
 fn q(what: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> ReaderError {
     let what = what.into();
@@ -256,13 +257,8 @@ async fn integer_bounds(
         ))
         .await
         .map_err(q(format!("reading the key range of {}", schema.id)))?;
-    let int = |v: &mysql_async::Value| match v {
-        mysql_async::Value::Int(i) => Some(i128::from(*i)),
-        mysql_async::Value::UInt(u) => Some(i128::from(*u)),
-        mysql_async::Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    };
-    let Some((Some(min), Some(max))) = ends.map(|(a, b)| (int(&a), int(&b))) else {
+    let Some((Some(min), Some(max))) = ends.map(|(a, b)| (driver_integer(&a), driver_integer(&b)))
+    else {
         return Ok(None);
     };
     let span = max - min + 1;

@@ -17,6 +17,17 @@ use schemas::{Charset, Column, ColumnType, Value};
 pub const SESSION_SETUP: &str = "SET time_zone = '+00:00', character_set_results = NULL, \
      sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')";
 
+/// An integer the server returned for an aggregate or a key (`MIN`, `MAX`, `COUNT`, `SUM` of
+/// integers), in whichever form the protocol carried it: binary integers, or decimal text.
+pub fn driver_integer(v: &My) -> Option<i128> {
+    match v {
+        My::Int(i) => Some(i128::from(*i)),
+        My::UInt(u) => Some(i128::from(*u)),
+        My::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// A driver value that does not fit the column's declared type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("column {column} ({ty}): cannot read {found}")]

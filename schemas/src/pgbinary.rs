@@ -137,9 +137,17 @@ pub fn encode_field(v: &PgValue, out: &mut Vec<u8>) -> Result<(), BinaryError> {
         out.extend_from_slice(&(-1i32).to_be_bytes());
         return Ok(());
     }
+    encode_field_with(out, |out| encode_value(v, out))
+}
+
+/// Appends a non-NULL field whose value `write` appends, prefixed with its length.
+pub fn encode_field_with(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), BinaryError>,
+) -> Result<(), BinaryError> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
-    encode_value(v, out)?;
+    write(out)?;
     let len = len_i32(out.len() - at - 4, "a field")?;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())

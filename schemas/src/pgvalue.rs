@@ -446,109 +446,53 @@ impl TableMapping {
 }
 
 impl ColumnMapping {
-    /// One COPY field (length and bytes) of `v`: the common types written directly, the
-    /// rest (and every value a policy may change) through [`Self::convert`].
+    /// One COPY field (length and bytes) of `v`: text, bytes and decimals written from the
+    /// source value without a copy, fixed-width values through a `PgValue` that allocates
+    /// nothing, the rest (and every value a policy may change: NUL in text, zero dates, out
+    /// of range) through [`Self::convert`].
     fn copy_field(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), FieldError> {
-        fn fixed(out: &mut Vec<u8>, b: &[u8]) {
-            // Fixed-width binary values: 1 to 8 bytes, so the length fits.
-            out.extend_from_slice(&(b.len() as i32).to_be_bytes());
-            out.extend_from_slice(b);
+        use crate::pgbinary::{encode_decimal, encode_field, encode_field_with};
+        fn raw(out: &mut Vec<u8>, b: &[u8]) -> Result<(), FieldError> {
+            Ok(encode_field_with(out, |out| {
+                out.extend_from_slice(b);
+                Ok(())
+            })?)
         }
-        fn bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), FieldError> {
-            let len =
-                i32::try_from(b.len()).map_err(|_| crate::pgbinary::BinaryError::TooLarge {
-                    what: "a field".into(),
-                })?;
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(b);
-            Ok(())
-        }
-        let direct = match (&self.pg_type, v) {
-            (_, Value::Null) => {
-                out.extend_from_slice(&(-1i32).to_be_bytes());
-                true
-            }
-            (PgType::BigInt, Value::Int(i)) => {
-                fixed(out, &i.to_be_bytes());
-                true
-            }
-            (PgType::BigInt, Value::UInt(u)) => match i64::try_from(*u) {
-                Ok(x) => {
-                    fixed(out, &x.to_be_bytes());
-                    true
-                }
-                Err(_) => false,
-            },
-            (PgType::Integer, Value::Int(i)) => match i32::try_from(*i) {
-                Ok(x) => {
-                    fixed(out, &x.to_be_bytes());
-                    true
-                }
-                Err(_) => false,
-            },
-            (PgType::Integer, Value::UInt(u)) => match i32::try_from(*u) {
-                Ok(x) => {
-                    fixed(out, &x.to_be_bytes());
-                    true
-                }
-                Err(_) => false,
-            },
-            (PgType::SmallInt, Value::Int(i)) => match i16::try_from(*i) {
-                Ok(x) => {
-                    fixed(out, &x.to_be_bytes());
-                    true
-                }
-                Err(_) => false,
-            },
+        match (&self.pg_type, v) {
             (PgType::VarChar { .. } | PgType::Text, Value::Text(s) | Value::Enum(s))
                 if !s.contains('\0') =>
             {
-                bytes(out, s.as_bytes())?;
-                true
+                return raw(out, s.as_bytes());
             }
             (PgType::Enum { .. }, Value::Enum(s)) if !s.is_empty() && !s.contains('\0') => {
-                bytes(out, s.as_bytes())?;
-                true
+                return raw(out, s.as_bytes());
             }
-            (PgType::Bytea, Value::Bytes(b)) => {
-                bytes(out, b)?;
-                true
-            }
+            (PgType::Bytea, Value::Bytes(b)) => return raw(out, b),
             (PgType::Numeric { .. }, Value::Decimal(d)) => {
-                let at = out.len();
-                out.extend_from_slice(&[0; 4]);
-                crate::pgbinary::encode_decimal(d, out)?;
-                // A numeric of at most 32767 groups: far below i32::MAX bytes.
-                let len = (out.len() - at - 4) as i32;
-                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-                true
+                return Ok(encode_field_with(out, |out| encode_decimal(d, out))?);
             }
+            _ => {}
+        }
+        let fixed = match (&self.pg_type, v) {
+            (PgType::BigInt, Value::Int(i)) => Some(PgValue::Int8(*i)),
+            (PgType::BigInt, Value::UInt(u)) => i64::try_from(*u).ok().map(PgValue::Int8),
+            (PgType::Integer, Value::Int(i)) => i32::try_from(*i).ok().map(PgValue::Int4),
+            (PgType::Integer, Value::UInt(u)) => i32::try_from(*u).ok().map(PgValue::Int4),
+            (PgType::SmallInt, Value::Int(i)) => i16::try_from(*i).ok().map(PgValue::Int2),
             (PgType::Timestamp { .. }, Value::DateTime(dt)) => {
-                match PgValue::timestamp_micros(dt) {
-                    Some(us) => {
-                        fixed(out, &us.to_be_bytes());
-                        true
-                    }
-                    None => false,
-                }
+                PgValue::timestamp_micros(dt).map(PgValue::Timestamp)
             }
             (PgType::Timestamptz { .. }, Value::Timestamp(ts)) if !ts.is_zero() => {
-                fixed(out, &PgValue::timestamptz_micros(ts).to_be_bytes());
-                true
+                Some(PgValue::Timestamptz(PgValue::timestamptz_micros(ts)))
             }
-            (PgType::Date, Value::Date(d)) => match PgValue::date_days(d) {
-                Some(days) => {
-                    fixed(out, &days.to_be_bytes());
-                    true
-                }
-                None => false,
-            },
-            _ => false,
+            (PgType::Date, Value::Date(d)) => PgValue::date_days(d).map(PgValue::Date),
+            _ => None,
         };
-        if !direct {
-            crate::pgbinary::encode_field(&self.convert(v)?, out)?;
-        }
-        Ok(())
+        let value = match fixed {
+            Some(p) => p,
+            None => self.convert(v)?,
+        };
+        Ok(encode_field(&value, out)?)
     }
 }
 

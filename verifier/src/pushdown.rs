@@ -62,6 +62,7 @@ pub mod forms;
 use std::collections::{BTreeMap, VecDeque};
 
 use cdc_reader::rows::{prepare_session, quote_ident as my_ident, quote_table};
+use cdc_reader::value::driver_integer as my_i128;
 use mysql_async::prelude::Queryable;
 use schemas::mapping::quote_ident as pg_ident;
 use schemas::{ColumnType, PgType, SourcePosition};
@@ -332,16 +333,6 @@ pub struct Restriction {
 
 fn source_q(what: String) -> impl FnOnce(mysql_async::Error) -> VerifyError {
     move |source| VerifyError::Source(cdc_reader::ReaderError::Query { what, source })
-}
-
-fn my_i128(v: &mysql_async::Value) -> Option<i128> {
-    use mysql_async::Value as V;
-    match v {
-        V::Int(i) => Some(i128::from(*i)),
-        V::UInt(u) => Some(i128::from(*u)),
-        V::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn my_text(v: &mysql_async::Value) -> Option<String> {
