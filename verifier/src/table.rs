@@ -294,6 +294,8 @@ async fn verify_into(
             (_, Some(Err(e))) => {
                 // A checksum query failed (a server limit, a value one of its functions
                 // rejects): the streaming path needs none of them, so it decides.
+                // The server's own message belongs in the report: it says what to change.
+                let e = cdc_reader::error::chain(&e);
                 tracing::warn!(table = %job.input.id, error = %e, "chunk checksums failed; comparing row by row");
                 let reason = format!("the chunk checksum queries failed: {e}");
                 report.path = ComparePath::Streaming;

@@ -9,8 +9,12 @@
 //! values give equal forms) only decides speed: a form that differs for equal values makes
 //! the chunk's aggregates differ, and the chunk is re-compared row by row.
 //!
-//! **The row form.** `CONCAT_WS('|', f1, …, fn)` with every field NOT NULL (`CONCAT_WS`
-//! would skip a NULL): NULL is the field `N` (no marker needed for a NOT NULL source column read as is); strings are `<octet length>:<UTF-8 bytes>`; every other field is a token
+//! **The row form.** The fields joined by `|` (`CONCAT_WS(_binary'|', f1, …, fn)` on the
+//! source, `f1 || '|' || … || fn` on the target), every field NOT NULL (`CONCAT_WS` would
+//! skip a NULL, `||` would make the row NULL): NULL is the field `N` (no marker needed for a
+//! NOT NULL source column read as is); the source's literals are all `_binary`, so the
+//! form's bytes are the fields' bytes, never converted to the connection's character set;
+//! strings are `<octet length>:<UTF-8 bytes>`; every other field is a token
 //! that contains neither `|` nor starts like a string field or equals `N` (digits, signs,
 //! `.`, `:`, `-`, spaces, `+`, `{}` and hex). Read left to right, a row form splits into its
 //! fields in exactly one way (a string field says how many bytes it takes), so equal row
@@ -61,9 +65,10 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
         Some(Charset::Utf8mb4 | Charset::Utf8mb3 | Charset::Ascii)
     );
     let binary = matches!(col.charset, Some(Charset::Binary));
-    let trimmed = |x: &str| format!("TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {x}))");
+    let trimmed =
+        |x: &str| format!("TRIM(TRAILING _binary'.' FROM TRIM(TRAILING _binary'0' FROM {x}))");
     let string = |x: &str| Form {
-        source: format!("CONCAT(LENGTH({x}), ':', CAST({x} AS BINARY))"),
+        source: format!("CONCAT(LENGTH({x}), _binary':', CAST({x} AS BINARY))"),
         target: format!("octet_length({t}::text) || ':' || {t}::text"),
     };
     let no = |why: &str| Err(format!("column {} ({}) {why}", col.name, cm.source_type));
@@ -94,7 +99,9 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
         },
         (ColumnType::Bit { width }, PgType::BitVarying { len }) if u32::from(*width) == *len => {
             Form {
-                source: format!("CONCAT('{width}:', LPAD(BIN({s} + 0), {width}, '0'))"),
+                source: format!(
+                    "CONCAT(_binary'{width}:', LPAD(BIN({s} + 0), {width}, _binary'0'))"
+                ),
                 target: format!("length({t}) || ':' || {t}::text"),
             }
         }
@@ -114,9 +121,9 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
         },
         (ColumnType::Timestamp { fsp }, PgType::Timestamptz { .. }) => Form {
             source: if *fsp == 0 {
-                format!("CONCAT({s}, '+00')")
+                format!("CONCAT({s}, _binary'+00')")
             } else {
-                format!("CONCAT({}, '+00')", trimmed(&s))
+                format!("CONCAT({}, _binary'+00')", trimmed(&s))
             },
             target: format!("{t}::text"),
         },
@@ -153,7 +160,7 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
                 );
             }
             Form {
-                source: format!("CONCAT('{{', CAST({s} AS BINARY), '}}')"),
+                source: format!("CONCAT(_binary'{{', CAST({s} AS BINARY), _binary'}}')"),
                 target: format!("{t}::text"),
             }
         }
@@ -180,7 +187,7 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
     // NOT NULL.
     Ok(Form {
         source: if col.nullable || form.source != s {
-            format!("IFNULL({}, 'N')", form.source)
+            format!("IFNULL({}, _binary'N')", form.source)
         } else {
             form.source
         },
