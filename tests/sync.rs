@@ -145,6 +145,82 @@ async fn a_value_the_target_cannot_hold_stops_with_the_row_named() {
     assert_eq!(ids, vec![1, 2]);
 }
 
+/// The initial copy under the dead-letter policy: rows that cannot be converted are recorded
+/// (more of them than a chunk holds before it ends its COPY to record them, so the chunk's COPY
+/// is ended and reopened on the way: the rows come in batches of 5,000) and every other row
+/// is copied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_records_rejected_rows_and_copies_the_rest() {
+    let db = harness::shared().fresh("sync_dead_copy").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, d DATE)").await;
+    exec(
+        &mut c,
+        "SET SESSION sql_mode = ''; INSERT INTO t SELECT seq, \
+         IF(seq % 3 = 0, '0000-00-00', '2024-01-01' + INTERVAL seq DAY) FROM seq_1_to_12000",
+    )
+    .await;
+    let mut cfg = sync_config(&db);
+    cfg.sync.on_error = sink::apply::ErrorPolicy::DeadLetter;
+    let (stop, run) = start(cfg).await;
+    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state: Option<String> = pg
+            .query_opt(
+                "SELECT state FROM my2pg.snapshot WHERE pipeline = 'default'",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.get(0));
+        if state.as_deref() == Some("done") {
+            break;
+        }
+        if run.is_finished() {
+            panic!("sync ended: {:?}", run.await);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rows, wrong): (i64, i64) = {
+        let r = pg
+            .query_one(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE id % 3 = 0 \
+                     OR d <> date '2024-01-01' + id) FROM \"{}\".t",
+                    db.name
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((rows, wrong), (8000, 0), "every convertible row, once");
+    let (dead, read, keys): (i64, i64, i64) = {
+        let r = pg
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE event->>'op' = 'read'), \
+                 count(DISTINCT row_key) FROM my2pg.dead_letter",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((dead, read, keys), (4000, 4000, 4000));
+    stop.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dead_letter_policy_records_the_row_and_goes_on() {
     let db = harness::shared().fresh("sync_dead").await.unwrap();

@@ -349,8 +349,9 @@ pub async fn read_chunk(
         if let Some(mut stream) = stream {
             let mut batch = Vec::with_capacity(batch_rows);
             while let Some(row) = stream.next().await {
-                let row =
-                    row.map_err(q(format!("reading chunk {} of {}", chunk.index, schema.id)))?;
+                // The message is formatted only on error (this runs once per row).
+                let row = row
+                    .map_err(|e| q(format!("reading chunk {} of {}", chunk.index, schema.id))(e))?;
                 batch.push(decode_row(schema, row)?);
                 if batch.len() >= batch_rows {
                     total += batch.len() as u64;

@@ -212,6 +212,71 @@ pub async fn copy_encoded<C: CopyTarget + Sync>(
     sink.as_mut().finish().await.map_err(q)
 }
 
+/// A binary COPY kept open across batches: [`CopyStream::open`] sends the header, each
+/// [`CopyStream::send`] a run of tuples (from [`TableMapping::copy_row`]), and
+/// [`CopyStream::finish`] the trailer. The initial copy writes a whole chunk through one
+/// statement instead of one per batch: PostgreSQL sets up its multi-insert state per COPY
+/// and, before version 17, releases its buffered slots at a cost that grows with the square
+/// of their number, so short COPYs cost it noticeably more per row.
+pub struct CopyStream {
+    sink: std::pin::Pin<Box<CopyInSink<Bytes>>>,
+    target: String,
+}
+
+impl std::fmt::Debug for CopyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyStream")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CopyStream {
+    /// Starts `COPY … FROM STDIN (FORMAT binary)` into the mapping's table.
+    pub async fn open<C: CopyTarget + Sync>(client: &C, m: &TableMapping) -> Result<Self> {
+        let target = m.target.to_string();
+        let sink = client
+            .copy_in_raw(&copy_in_statement(m))
+            .await
+            .map_err(copy_error(&target))?;
+        let mut stream = CopyStream {
+            sink: Box::pin(sink),
+            target,
+        };
+        let mut header = Vec::with_capacity(19);
+        pgbinary::copy_header(&mut header);
+        stream.send(header).await?;
+        Ok(stream)
+    }
+
+    /// Sends encoded tuples (no header, no trailer).
+    pub async fn send(&mut self, data: Vec<u8>) -> Result<()> {
+        self.sink
+            .send(Bytes::from(data))
+            .await
+            .map_err(copy_error(&self.target))
+    }
+
+    /// Sends the trailer and ends the COPY; returns the number of rows the server reports.
+    pub async fn finish(mut self) -> Result<u64> {
+        let mut trailer = Vec::with_capacity(2);
+        pgbinary::copy_trailer(&mut trailer);
+        self.send(trailer).await?;
+        self.sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(copy_error(&self.target))
+    }
+}
+
+fn copy_error(target: &str) -> impl Fn(tokio_postgres::Error) -> SinkError + '_ {
+    move |source| SinkError::Query {
+        what: format!("COPY into {target}"),
+        source,
+    }
+}
+
 /// Reads every row of the mapping's target table with a binary COPY, decoded into
 /// [`PgValue`]s in the mapping's column order; `order_by` (target column names) sorts them.
 pub async fn read_rows(

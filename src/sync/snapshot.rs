@@ -411,6 +411,20 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
 
 /// A row that does not convert stops the copy, or, under the dead-letter policy, is
 /// recorded in `my2pg.dead_letter` and left out.
+/// `Err` (the copy stops) unless the error policy sends rows that cannot be converted to
+/// the dead-letter table.
+fn rejectable(ctx: &SyncContext, e: schemas::ConvertError) -> Result<schemas::ConvertError> {
+    if matches!(ctx.sync.on_error, ErrorPolicy::DeadLetter) {
+        Ok(e)
+    } else {
+        Err(e.into())
+    }
+}
+
+/// Rejected rows a chunk holds before it ends its COPY to record them (a connection in COPY
+/// runs no other statement); the chunk's rows after them go into a new COPY.
+const REJECTS_HELD: usize = 1000;
+
 async fn reject(
     ctx: &SyncContext,
     pg: &tokio_postgres::Client,
@@ -418,9 +432,7 @@ async fn reject(
     r: Row,
     e: schemas::ConvertError,
 ) -> Result<()> {
-    if !matches!(ctx.sync.on_error, ErrorPolicy::DeadLetter) {
-        return Err(e.into());
-    }
+    let e = rejectable(ctx, e)?;
     let r = &r;
     tracing::warn!(table = %t.schema.id, key = %t.mapping.render_key(r), error = %e, "copied row rejected; recorded in my2pg.dead_letter");
     ctx.metrics.error(crate::metrics::ErrorKind::DeadLetter);
@@ -486,6 +498,9 @@ async fn worker(
         };
         let write = async {
             let mut n = 0u64;
+            // One COPY for the whole chunk (`CopyStream`), and the rows it rejected.
+            let mut copy: Option<sink::binary::CopyStream> = None;
+            let mut rejected = Vec::new();
             while let Some(rows) = rx.recv().await {
                 cap.admit(rows.len() as u64).await;
                 let read = rows.len() as u64;
@@ -502,8 +517,7 @@ async fn worker(
                 match mode {
                     WriteMode::Copy => {
                         // Source values straight into COPY bytes (`TableMapping::copy_row`).
-                        let mut buf = Vec::with_capacity(rows.len().saturating_mul(128) + 32);
-                        schemas::pgbinary::copy_header(&mut buf);
+                        let mut buf = Vec::with_capacity(rows.len().saturating_mul(128));
                         for r in rows {
                             let Some(r) = t.plan.row(r) else { continue };
                             let at = buf.len();
@@ -511,13 +525,26 @@ async fn worker(
                                 Ok(()) => written += 1,
                                 Err(schemas::pgvalue::CopyRowError::Convert(e)) => {
                                     buf.truncate(at);
-                                    reject(&ctx, &pg, t, r, e).await?;
+                                    rejected.push((r, rejectable(&ctx, e)?));
                                 }
                                 Err(e) => return Err(e.into()),
                             }
                         }
-                        schemas::pgbinary::copy_trailer(&mut buf);
-                        sink::binary::copy_encoded(&pg, &t.mapping, buf).await?;
+                        let stream = match copy.as_mut() {
+                            Some(s) => s,
+                            None => {
+                                copy.insert(sink::binary::CopyStream::open(&pg, &t.mapping).await?)
+                            }
+                        };
+                        stream.send(buf).await?;
+                        if rejected.len() >= REJECTS_HELD {
+                            if let Some(s) = copy.take() {
+                                s.finish().await?;
+                            }
+                            for (r, e) in rejected.drain(..) {
+                                reject(&ctx, &pg, t, r, e).await?;
+                            }
+                        }
                     }
                     WriteMode::Upsert | WriteMode::Publish => {
                         let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
@@ -537,6 +564,12 @@ async fn worker(
                 ctx.metrics
                     .table(&t.schema.id)
                     .snapshot_chunk_copied(written);
+            }
+            if let Some(s) = copy.take() {
+                s.finish().await?;
+            }
+            for (r, e) in rejected {
+                reject(&ctx, &pg, t, r, e).await?;
             }
             Ok::<u64, anyhow::Error>(n)
         };
