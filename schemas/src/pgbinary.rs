@@ -238,9 +238,23 @@ pub fn encode_decimal(d: &Decimal, out: &mut Vec<u8>) -> Result<(), BinaryError>
         i16::from(b - b'0')
     };
     let group = |g: usize| (0..4).fold(0i16, |acc, j| acc * 10 + digit(g * 4 + j));
+    // Each group computed once, on the stack: MySQL's widest DECIMAL(65,30) needs 25 groups;
+    // longer (hand-written) text goes to the heap.
+    let mut stack = [0i16; 32];
+    let mut heap = Vec::new();
+    let all: &mut [i16] = match stack.get_mut(..groups) {
+        Some(s) => s,
+        None => {
+            heap.resize(groups, 0);
+            &mut heap
+        }
+    };
+    for (g, slot) in all.iter_mut().enumerate() {
+        *slot = group(g);
+    }
     // Zero groups at either end are left out; the weight counts from the first one kept.
-    let first = (0..groups).find(|&g| group(g) != 0);
-    let last = (0..groups).rev().find(|&g| group(g) != 0);
+    let first = all.iter().position(|&v| v != 0);
+    let last = all.iter().rposition(|&v| v != 0);
     let dscale = u16::try_from(frac.len()).map_err(|_| too_large())?;
     let (ndigits, weight, sign, kept) = match (first, last) {
         (Some(f), Some(l)) => {
@@ -260,8 +274,8 @@ pub fn encode_decimal(d: &Decimal, out: &mut Vec<u8>) -> Result<(), BinaryError>
     out.extend_from_slice(&weight.to_be_bytes());
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&dscale.to_be_bytes());
-    for g in kept {
-        out.extend_from_slice(&group(g).to_be_bytes());
+    for v in all.get(kept).unwrap_or_default() {
+        out.extend_from_slice(&v.to_be_bytes());
     }
     Ok(())
 }

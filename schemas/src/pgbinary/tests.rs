@@ -57,6 +57,23 @@ fn numeric_round_trips_keep_scale() {
 }
 
 #[test]
+fn numerics_wider_than_mysql_decimal_round_trip() {
+    // More base-10000 groups than the encoder keeps on the stack (32).
+    let long = format!("-{}.{}", "9".repeat(150), "1234567890".repeat(5));
+    for s in [
+        long.as_str(),
+        "1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001",
+    ] {
+        let v = num(s);
+        let ty = PgType::Numeric {
+            precision: 1000,
+            scale: 50,
+        };
+        assert_eq!(decode_value(&ty, Some(&bytes(&v))).unwrap(), v, "{s}");
+    }
+}
+
+#[test]
 fn other_vectors() {
     assert_eq!(
         bytes(&PgValue::Interval {
