@@ -208,6 +208,58 @@ async fn a_kill_during_the_copy_does_not_read_finished_chunks_again() {
     assert_eq!(pending, 0, "no index or key left to build");
 }
 
+/// Composite keys led by an integer column are cut by ranges of that column, computed from
+/// its ends (no walk of the table), with the later key columns at their smallest values; the
+/// copy is exact (a signed leading column with negative values, a later string column).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_keys_led_by_an_integer_are_cut_by_its_ranges() {
+    let db = harness::shared().fresh("snap_lead").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "CREATE TABLE pairs (a INT, b SMALLINT UNSIGNED, v INT, PRIMARY KEY (a, b));
+         CREATE TABLE named (a BIGINT, s VARCHAR(10) COLLATE utf8mb4_general_ci, v INT, \
+           PRIMARY KEY (a, s)) CHARACTER SET utf8mb4;
+         INSERT INTO pairs SELECT CAST(seq AS SIGNED) DIV 3 - 50, seq % 3, seq FROM seq_0_to_299;
+         INSERT INTO named SELECT seq DIV 4, ELT(seq % 4 + 1, 'x', 'Y', 'é', 'Z'), seq \
+           FROM seq_0_to_399;
+         ANALYZE TABLE pairs, named",
+    )
+    .await;
+    let mut cfg = sync_config(&db);
+    cfg.snapshot.chunk_rows = 20;
+    let ctx = sync::context(
+        &cfg,
+        my2pg::metrics::Metrics::new().unwrap(),
+        my2pg::health::Health::new(),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(sync::run(ctx, SyncOptions::default(), stop_rx));
+    wait_identical(&db, &["pairs", "named"], Duration::from_secs(60)).await;
+    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for (table, rest) in [("pairs", "{\"u_int\": 0}"), ("named", "{\"text\": \"\"}")] {
+        let rows = pg
+            .query(
+                "SELECT chunk, upper_key::text FROM my2pg.snapshot_progress \
+                 WHERE source_table = $1 ORDER BY chunk",
+                &[&format!("{}.{table}", db.name)],
+            )
+            .await
+            .unwrap();
+        let uppers: Vec<Option<String>> = rows.iter().map(|r| r.get(1)).collect();
+        assert!(uppers.len() >= 10, "{table}: {uppers:?}");
+        for u in uppers.iter().flatten() {
+            assert!(u.ends_with(&format!(", {rest}]")), "{table}: {u}");
+        }
+    }
+    stop_tx.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_differing_in_case_and_accents_under_a_case_insensitive_collation() {
     let db = harness::shared().fresh("snap_ci").await.unwrap();

@@ -188,11 +188,34 @@ pub async fn chunk_bounds(
     }
     prepare_session(conn).await?;
     let key: Vec<usize> = schema.identity_key().unwrap_or_default();
-    if let ([k], [col]) = (key.as_slice(), cols.as_slice())
+    // A key led by an integer column is cut by ranges of that column. The later key columns
+    // of a bound only decide where rows with the same leading value fall; any value would
+    // do (chunk `i` holds `key >= b(i) AND key < b(i+1)`, complementary conditions the server
+    // evaluates), so each gets its smallest value, putting all rows of one leading value in
+    // one chunk.
+    let rest: Option<Vec<Value>> = key
+        .iter()
+        .skip(1)
+        .map(|&i| match schema.columns.get(i).map(|c| &c.ty) {
+            Some(ColumnType::Integer { unsigned: true, .. }) => Some(Value::UInt(0)),
+            Some(ColumnType::Integer { .. }) => Some(Value::Int(i64::MIN)),
+            Some(ColumnType::Char { .. } | ColumnType::VarChar { .. }) => {
+                Some(Value::Text(String::new()))
+            }
+            _ => None,
+        })
+        .collect();
+    if let (Some(k), Some(col), Some(rest)) = (key.first(), cols.first(), rest)
         && let Some(ColumnType::Integer { unsigned, .. }) = schema.columns.get(*k).map(|c| &c.ty)
         && let Some(bounds) = integer_bounds(conn, schema, col, *unsigned, chunk_rows).await?
     {
-        return Ok(bounds);
+        return Ok(bounds
+            .into_iter()
+            .map(|mut b| {
+                b.extend(rest.iter().cloned());
+                b
+            })
+            .collect());
     }
     let key_schema = TableSchema {
         columns: key
@@ -234,11 +257,13 @@ pub async fn chunk_bounds(
     Ok(bounds)
 }
 
-/// Boundaries of a single integer key computed from its two ends: integers order alike
-/// everywhere, so no walk of the key is needed (the walk reads every row once more on the
-/// server just to find the boundaries). Used when the keys are dense enough that equal key
-/// ranges hold about equal numbers of rows (the key range at most 4 × the estimated rows);
-/// `None` otherwise, or before the server has a row estimate, and the walk decides.
+/// Boundaries of a key's leading integer column computed from its two ends: integers order
+/// alike everywhere, so no walk of the key is needed (the walk reads every row once more on
+/// the server just to find the boundaries). Used when the values are dense enough that equal
+/// ranges hold about equal numbers of rows (the range at most 4 × the estimated rows) and
+/// many enough to make every chunk (a leading column with few values, such as a tenant id,
+/// would make huge chunks); `None` otherwise, or before the server has a row estimate, and
+/// the walk decides.
 async fn integer_bounds(
     conn: &mut Conn,
     schema: &TableSchema,
@@ -262,10 +287,10 @@ async fn integer_bounds(
         return Ok(None);
     };
     let span = max - min + 1;
-    if span > i128::from(estimate) * 4 {
+    let n = i128::from(estimate.div_ceil(chunk_rows));
+    if span > i128::from(estimate) * 4 || span < n {
         return Ok(None);
     }
-    let n = i128::from(estimate.div_ceil(chunk_rows));
     let width = ((span + n - 1) / n).max(1);
     let mut bounds = Vec::new();
     let mut b = min + width;

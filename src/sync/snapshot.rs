@@ -2,7 +2,10 @@
 //!
 //! **Algorithm.** 1. Read the source's current position `P_start` and store it. 2. Cut every
 //! table into chunks by its key, at boundaries the source server chooses
-//! (`cdc_reader::snapshot`). 3. Copy the chunks with N workers, in parallel across and within
+//! (`cdc_reader::snapshot`: ranges of the key's leading integer column computed from its two
+//! ends when its values are dense, else a walk of the key in the server's order; either way
+//! chunk `i` is `key >= b(i) AND key < b(i+1)` evaluated by the server, so the chunks cover
+//! every row exactly once whatever the bounds). 3. Copy the chunks with N workers, in parallel across and within
 //! tables; each chunk is read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT` (no lock
 //! of any kind) and written with binary COPY, and its rows and its `done` mark commit together.
 //! 4. Read the position `P_end` after the last chunk. 5. Stream from `P_start`.
