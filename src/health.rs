@@ -79,17 +79,7 @@ impl Health {
     /// The pipeline stopped with a definite error: records the error with its whole cause
     /// chain (`what failed: cause: cause`), which `/readyz` and the "stopped" alert show.
     pub fn stopped(&self, error: &(dyn std::error::Error + 'static)) {
-        let mut text = error.to_string();
-        let mut cause = error.source();
-        while let Some(c) = cause {
-            let s = c.to_string();
-            if !text.contains(&s) {
-                text.push_str(": ");
-                text.push_str(&s);
-            }
-            cause = c.source();
-        }
-        self.set(Phase::Stopped(text));
+        self.set(Phase::Stopped(schemas::error_chain(error)));
     }
 
     /// The current phase.

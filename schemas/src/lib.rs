@@ -12,12 +12,14 @@
 //! - [`pgbinary`]: PostgreSQL's binary wire format (COPY BINARY, binary parameters, decoding).
 //! - [`pgtext`]: PostgreSQL input text and SQL literals of values.
 //! - [`canonical`]: canonical value bytes and row digests for verification.
+//! - [`error_chain`]: an error and its causes on one line.
 
 pub mod canonical;
 pub mod change;
 pub mod charset;
 pub mod check;
 pub mod envelope;
+mod error_chain;
 pub mod mapping;
 pub mod pgbinary;
 pub mod pgtext;
@@ -28,6 +30,7 @@ pub mod value;
 
 pub use change::{Change, ChangeOp, DdlChange, RowChange, SourceTx, TxFragment};
 pub use charset::Charset;
+pub use error_chain::error_chain;
 pub use mapping::{ColumnMapping, MappingOptions, PgType, TableMapping, map_table};
 pub use pgvalue::{ConvertError, PgValue};
 pub use position::{BinlogCoord, GtidSet, MariaGtidPos, SourcePosition};

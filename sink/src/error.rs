@@ -309,16 +309,4 @@ impl SinkError {
 }
 
 /// Renders an error and its causes on one line (PostgreSQL's detail included).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use schemas::error_chain as chain;

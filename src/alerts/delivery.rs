@@ -122,19 +122,7 @@ pub async fn deliver(
 }
 
 /// `error: cause: cause` on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cause = c.source();
-    }
-    s
-}
+pub use schemas::error_chain;
 
 /// A bounded FIFO that drops its oldest entry when full.
 #[derive(Debug)]
