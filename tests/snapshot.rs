@@ -228,14 +228,7 @@ async fn composite_keys_led_by_an_integer_are_cut_by_its_ranges() {
     .await;
     let mut cfg = sync_config(&db);
     cfg.snapshot.chunk_rows = 20;
-    let ctx = sync::context(
-        &cfg,
-        my2pg::metrics::Metrics::new().unwrap(),
-        my2pg::health::Health::new(),
-    )
-    .unwrap();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let run = tokio::spawn(sync::run(ctx, SyncOptions::default(), stop_rx));
+    let (stop_tx, run) = start(cfg).await;
     wait_identical(&db, &["pairs", "named"], Duration::from_secs(60)).await;
     let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
         .await
@@ -331,14 +324,7 @@ async fn keys_differing_in_case_and_accents_under_a_case_insensitive_collation()
     let mut cfg = sync_config(&db);
     // Tiny chunks: boundaries fall between values the collation calls equal.
     cfg.snapshot.chunk_rows = 5;
-    let ctx = sync::context(
-        &cfg,
-        my2pg::metrics::Metrics::new().unwrap(),
-        my2pg::health::Health::new(),
-    )
-    .unwrap();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let run = tokio::spawn(sync::run(ctx, SyncOptions::default(), stop_rx));
+    let (stop_tx, run) = start(cfg).await;
     wait_identical(&db, &["comp", "single"], Duration::from_secs(60)).await;
     // And streamed changes find their rows by the exact bytes of the key.
     exec(

@@ -83,25 +83,6 @@ async fn copies_existing_rows_then_streams_changes_exactly() {
     assert_eq!(exit, Exit::Stopped);
 }
 
-async fn start(
-    cfg: my2pg::config::Config,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<anyhow::Result<Exit>>,
-) {
-    let ctx = sync::context(
-        &cfg,
-        my2pg::metrics::Metrics::new().unwrap(),
-        my2pg::health::Health::new(),
-    )
-    .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    (
-        stop_tx,
-        tokio::spawn(sync::run(ctx, SyncOptions::default(), stop_rx)),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_the_target_cannot_hold_stops_with_the_row_named() {
     let db = harness::shared().fresh("sync_reject").await.unwrap();
@@ -162,34 +143,12 @@ async fn the_copy_records_rejected_rows_and_copies_the_rest() {
     .await;
     let mut cfg = sync_config(&db);
     cfg.sync.on_error = sink::apply::ErrorPolicy::DeadLetter;
-    let (stop, run) = start(cfg).await;
+    let (stop, mut run) = start(cfg).await;
     let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let state: Option<String> = pg
-            .query_opt(
-                "SELECT state FROM my2pg.snapshot WHERE pipeline = 'default'",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .map(|r| r.get(0));
-        if state.as_deref() == Some("done") {
-            break;
-        }
-        if run.is_finished() {
-            panic!("sync ended: {:?}", run.await);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the copy never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_while_running(&mut run, "the end of the copy", || snapshot_done(&pg)).await;
     let (rows, wrong): (i64, i64) = {
         let r = pg
             .query_one(
@@ -229,7 +188,7 @@ async fn the_dead_letter_policy_records_the_row_and_goes_on() {
     let mut cfg = sync_config(&db);
     cfg.sync.on_error = sink::apply::ErrorPolicy::DeadLetter;
     exec(&mut c, "INSERT INTO t VALUES (1, '2024-01-01')").await;
-    let (stop, run) = start(cfg).await;
+    let (stop, mut run) = start(cfg).await;
     wait_identical(&db, &["t"], Duration::from_secs(60)).await;
     exec(&mut c, "SET SESSION sql_mode = ''; \
                   BEGIN; INSERT INTO t VALUES (7, '0000-00-00'); INSERT INTO t VALUES (8, '2024-08-08'); COMMIT; \
@@ -238,28 +197,13 @@ async fn the_dead_letter_policy_records_the_row_and_goes_on() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let n: i64 = pg
-            .query_one(
-                &format!("SELECT count(*) FROM \"{}\".t WHERE id = 9", db.name),
-                &[],
-            )
+    let row_9 = format!("SELECT count(*) FROM \"{}\".t WHERE id = 9", db.name);
+    wait_while_running(&mut run, "row 9 arrived", || async {
+        pg.query_one(&row_9, &[])
             .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        if n == 1 {
-            break;
-        }
-        if run.is_finished() {
-            panic!("sync ended: {:?}", run.await);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "row 9 never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .is_ok_and(|r| r.get::<_, i64>(0) == 1)
+    })
+    .await;
     let ids: Vec<i32> = pg
         .query(
             &format!("SELECT id FROM \"{}\".t ORDER BY id", db.name),

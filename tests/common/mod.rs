@@ -283,3 +283,60 @@ pub async fn wait_identical(db: &my2pg::harness::TestDb, tables: &[&str], timeou
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// `sync` with `cfg` in a task: the stop sender and the task.
+pub async fn start(
+    cfg: my2pg::config::Config,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<my2pg::sync::Exit>>,
+) {
+    let ctx = my2pg::sync::context(
+        &cfg,
+        my2pg::metrics::Metrics::new().unwrap(),
+        my2pg::health::Health::new(),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    (
+        stop_tx,
+        tokio::spawn(my2pg::sync::run(
+            ctx,
+            my2pg::sync::SyncOptions::default(),
+            stop_rx,
+        )),
+    )
+}
+
+/// Polls `done` every 100 ms while `run` (a started `sync`) runs: panics with sync's result if
+/// it ends first, or naming `what` after 60 s.
+pub async fn wait_while_running<T, F, Fut>(
+    run: &mut tokio::task::JoinHandle<T>,
+    what: &str,
+    mut done: F,
+) where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        if run.is_finished() {
+            panic!("sync ended before {what}: {:?}", run.await);
+        }
+        assert!(Instant::now() < deadline, "{what}: timed out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the initial copy of the default pipeline is done.
+pub async fn snapshot_done(pg: &tokio_postgres::Client) -> bool {
+    pg.query_opt(
+        "SELECT state FROM my2pg.snapshot WHERE pipeline = 'default'",
+        &[],
+    )
+    .await
+    .ok()
+    .flatten()
+    .is_some_and(|r| r.get::<_, String>(0) == "done")
+}
