@@ -126,6 +126,53 @@ async fn a_value_the_target_cannot_hold_stops_with_the_row_named() {
     assert_eq!(ids, vec![1, 2]);
 }
 
+/// A COPY that writes another number of rows than it was sent (here a trigger on the target
+/// drops some) stops the copy with both numbers named, and nothing of the chunk is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_loses_rows_on_the_target_stops_and_keeps_nothing() {
+    let db = harness::shared().fresh("sync_copy_count").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
+    exec(&mut c, "INSERT INTO t SELECT seq, seq FROM seq_1_to_100").await;
+    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA \"{s}\"; CREATE TABLE \"{s}\".t (id integer PRIMARY KEY, v integer);
+         CREATE FUNCTION \"{s}\".drop_even() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_even BEFORE INSERT ON \"{s}\".t
+           FOR EACH ROW EXECUTE FUNCTION \"{s}\".drop_even()",
+        s = db.name
+    ))
+    .await
+    .unwrap();
+    let (_stop, run) = start(sync_config(&db)).await;
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("sync did not stop")
+        .unwrap()
+        .expect_err("the copy must fail");
+    let text = format!("{err:#}");
+    assert!(text.contains("wrote 50 rows where 100 were sent"), "{text}");
+    let n: i64 = pg
+        .query_one(&format!("SELECT count(*) FROM \"{}\".t", db.name), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "the chunk's rows were rolled back");
+    let done: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM my2pg.snapshot_progress WHERE state = 'done'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(done, 0, "no chunk is marked copied");
+}
+
 /// The initial copy under the dead-letter policy: rows that cannot be converted are recorded
 /// (more of them than a chunk holds before it ends its COPY to record them, so the chunk's COPY
 /// is ended and reopened on the way: the rows come in batches of 5,000) and every other row

@@ -221,6 +221,8 @@ pub async fn copy_encoded<C: CopyTarget + Sync>(
 pub struct CopyStream {
     sink: std::pin::Pin<Box<CopyInSink<Bytes>>>,
     target: String,
+    /// Tuples sent, checked against the server's count at [`CopyStream::finish`].
+    rows: u64,
 }
 
 impl std::fmt::Debug for CopyStream {
@@ -242,31 +244,43 @@ impl CopyStream {
         let mut stream = CopyStream {
             sink: Box::pin(sink),
             target,
+            rows: 0,
         };
         let mut header = Vec::with_capacity(19);
         pgbinary::copy_header(&mut header);
-        stream.send(header).await?;
+        stream.send(header, 0).await?;
         Ok(stream)
     }
 
-    /// Sends encoded tuples (no header, no trailer).
-    pub async fn send(&mut self, data: Vec<u8>) -> Result<()> {
+    /// Sends `rows` encoded tuples (no header, no trailer).
+    pub async fn send(&mut self, data: Vec<u8>, rows: u64) -> Result<()> {
+        self.rows += rows;
         self.sink
             .send(Bytes::from(data))
             .await
             .map_err(copy_error(&self.target))
     }
 
-    /// Sends the trailer and ends the COPY; returns the number of rows the server reports.
+    /// Sends the trailer and ends the COPY; returns the number of rows written, an error if
+    /// the server counted another number than was sent (nothing is then taken as copied).
     pub async fn finish(mut self) -> Result<u64> {
         let mut trailer = Vec::with_capacity(2);
         pgbinary::copy_trailer(&mut trailer);
-        self.send(trailer).await?;
-        self.sink
+        self.send(trailer, 0).await?;
+        let written = self
+            .sink
             .as_mut()
             .finish()
             .await
-            .map_err(copy_error(&self.target))
+            .map_err(copy_error(&self.target))?;
+        if written != self.rows {
+            return Err(SinkError::CopyCount {
+                table: self.target,
+                sent: self.rows,
+                written,
+            });
+        }
+        Ok(written)
     }
 }
 

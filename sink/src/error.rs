@@ -114,6 +114,16 @@ pub enum SinkError {
         /// What to do, when known.
         hint: Option<String>,
     },
+    /// A COPY wrote another number of rows than it was sent.
+    #[error("COPY into {table} wrote {written} rows where {sent} were sent")]
+    CopyCount {
+        /// The target table.
+        table: String,
+        /// Rows sent.
+        sent: u64,
+        /// Rows the server reported.
+        written: u64,
+    },
     /// The state kept in schema `my2pg` is not what this version expects.
     #[error("my2pg state: {reason}")]
     State {
@@ -273,6 +283,10 @@ impl SinkError {
                  such changes in my2pg.dead_letter and go on"
                     .into()
             })),
+            SinkError::CopyCount { table, .. } => Some(format!(
+                "the chunk was rolled back and is copied again on the next start; if it recurs, a \
+                 trigger or rule on {table} is dropping or adding rows: disable it during the copy"
+            )),
             SinkError::State { .. } => Some(
                 "the my2pg schema on the target was changed by hand or by another version; \
                  inspect it, or drop schema my2pg and start over with a new snapshot"

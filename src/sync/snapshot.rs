@@ -412,8 +412,6 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
     Ok(())
 }
 
-/// A row that does not convert stops the copy, or, under the dead-letter policy, is
-/// recorded in `my2pg.dead_letter` and left out.
 /// `Err` (the copy stops) unless the error policy sends rows that cannot be converted to
 /// the dead-letter table.
 fn rejectable(ctx: &SyncContext, e: schemas::ConvertError) -> Result<schemas::ConvertError> {
@@ -427,6 +425,24 @@ fn rejectable(ctx: &SyncContext, e: schemas::ConvertError) -> Result<schemas::Co
 /// Rejected rows a chunk holds before it ends its COPY to record them (a connection in COPY
 /// runs no other statement); the chunk's rows after them go into a new COPY.
 const REJECTS_HELD: usize = 1000;
+
+/// Ends the chunk's open COPY, if any, then records the rows it rejected (a connection in
+/// COPY runs no other statement).
+async fn end_copy(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    t: &TableCopy,
+    copy: &mut Option<sink::binary::CopyStream>,
+    rejected: &mut Vec<(Row, schemas::ConvertError)>,
+) -> Result<()> {
+    if let Some(s) = copy.take() {
+        s.finish().await?;
+    }
+    for (r, e) in rejected.drain(..) {
+        reject(ctx, pg, t, r, e).await?;
+    }
+    Ok(())
+}
 
 async fn reject(
     ctx: &SyncContext,
@@ -516,16 +532,16 @@ async fn worker(
                     ctx.metrics.table(&t.schema.id).snapshot_chunk_copied(read);
                     continue;
                 }
-                let mut written = 0u64;
-                match mode {
+                let written = match mode {
                     WriteMode::Copy => {
                         // Source values straight into COPY bytes (`TableMapping::copy_row`).
                         let mut buf = Vec::with_capacity(rows.len().saturating_mul(128));
+                        let mut encoded = 0u64;
                         for r in rows {
                             let Some(r) = t.plan.row(r) else { continue };
                             let at = buf.len();
                             match t.mapping.copy_row(&r, &mut buf) {
-                                Ok(()) => written += 1,
+                                Ok(()) => encoded += 1,
                                 Err(schemas::pgvalue::CopyRowError::Convert(e)) => {
                                     buf.truncate(at);
                                     rejected.push((r, rejectable(&ctx, e)?));
@@ -539,15 +555,11 @@ async fn worker(
                                 copy.insert(sink::binary::CopyStream::open(&pg, &t.mapping).await?)
                             }
                         };
-                        stream.send(buf).await?;
+                        stream.send(buf, encoded).await?;
                         if rejected.len() >= REJECTS_HELD {
-                            if let Some(s) = copy.take() {
-                                s.finish().await?;
-                            }
-                            for (r, e) in rejected.drain(..) {
-                                reject(&ctx, &pg, t, r, e).await?;
-                            }
+                            end_copy(&ctx, &pg, t, &mut copy, &mut rejected).await?;
                         }
+                        encoded
                     }
                     WriteMode::Upsert | WriteMode::Publish => {
                         let mut converted: Vec<Vec<PgValue>> = Vec::with_capacity(rows.len());
@@ -558,22 +570,17 @@ async fn worker(
                                 Err(e) => reject(&ctx, &pg, t, r, e).await?,
                             }
                         }
-                        written = converted.len() as u64;
                         stage::upsert(&pg, &t.mapping, &converted).await?;
+                        converted.len() as u64
                     }
-                }
+                };
                 n += written;
                 progress.add(job.table, read);
                 ctx.metrics
                     .table(&t.schema.id)
                     .snapshot_chunk_copied(written);
             }
-            if let Some(s) = copy.take() {
-                s.finish().await?;
-            }
-            for (r, e) in rejected {
-                reject(&ctx, &pg, t, r, e).await?;
-            }
+            end_copy(&ctx, &pg, t, &mut copy, &mut rejected).await?;
             Ok::<u64, anyhow::Error>(n)
         };
         let (read, written) = tokio::join!(read, write);
