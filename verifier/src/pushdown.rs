@@ -16,7 +16,9 @@
 //! - [`Digest::RowSum`] (a key with non-integer columns, whose order differs between the
 //!   servers' collations): the exact sum of the first 60 bits of each row's MD5.
 //!
-//! Chunks whose counts or digests differ are compared again by the always-correct streaming
+//! A differing chunk of more than [`BISECT_ROWS`] rows is bisected: its parts are compared
+//! by checksum again, and only the parts that differ go on. Chunks whose counts or digests
+//! differ are then compared again by the always-correct streaming
 //! path ([`crate::read`], [`crate::compare`]), restricted to exactly those chunks, so a
 //! differing row is still named with its columns' values, and the lag-versus-drift re-check
 //! of [`crate::table`] applies unchanged (each round runs the checksums again, then streams
@@ -83,8 +85,19 @@ const CHUNK_BYTES: u64 = 4 << 20;
 /// (MariaDB truncates silently there) is split and compared again as smaller chunks.
 const CONCAT_LIMIT: u64 = 32 << 20;
 
-/// Sub-chunks an oversized chunk is split into.
+/// Sub-chunks an oversized or differing chunk is split into.
 const SPLIT: i128 = 16;
+
+/// A differing chunk holding more rows than this (on either side) is bisected: its
+/// [`SPLIT`] parts are compared by checksum, and only those that differ are streamed. A
+/// few changed rows in a 25,000-row chunk then cost a second checksum of that chunk and the
+/// streaming of about 1,600 rows instead of 25,000.
+const BISECT_ROWS: u64 = 2_000;
+
+/// Differing chunks bisected per table at most: when many chunks differ, most of the table
+/// is streamed anyway (see [`MAX_RESTRICTED_CHUNKS`]), and more checksums would only add to
+/// it.
+const MAX_BISECTED: usize = 8;
 
 /// More differing chunks than this are re-compared by streaming the whole table once (one
 /// pass is cheaper than a long list of ranges).
@@ -212,12 +225,38 @@ pub fn plan(job: &TableJob) -> std::result::Result<Pushdown, String> {
         },
         // Every literal of the source form is `_binary`: with one binary operand the whole
         // form is binary, so MariaDB appends each field's bytes without converting them to
-        // the connection's character set (about 15 % of the source's work on verify). The
-        // target joins its (never NULL) fields with `||`, cheaper than `concat_ws`, which
-        // turns each text argument back into a C string.
-        src_form: format!("CONCAT_WS(_binary'|', {})", src.join(", ")),
-        tgt_form: tgt.join(" || '|' || "),
+        // the connection's character set (about 15 % of the source's work on verify).
+        src_form: concat_ws("CONCAT_WS(_binary'|', ", src),
+        tgt_form: concat_ws("concat_ws('|', ", tgt),
     })
+}
+
+/// Most arguments one `concat_ws` call takes here (PostgreSQL allows 100 per call).
+const CONCAT_ARGS: usize = 90;
+
+/// The row form: `open` (a `CONCAT_WS(` with its separator) over the columns' arguments. A
+/// table with more arguments than one call takes is joined in nested calls of whole columns;
+/// each column gives at least one non-NULL argument (its value or its NULL marker), so no
+/// inner call is empty and the text is the same as one flat call's.
+fn concat_ws(open: &str, columns: Vec<Vec<String>>) -> String {
+    let call = |args: Vec<String>| format!("{open}{})", args.join(", "));
+    let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+    for column in columns {
+        if groups
+            .last()
+            .is_some_and(|g| !g.is_empty() && g.len() + column.len() > CONCAT_ARGS)
+        {
+            groups.push(Vec::new());
+        }
+        if let Some(g) = groups.last_mut() {
+            g.extend(column);
+        }
+    }
+    if groups.len() == 1 {
+        call(groups.concat())
+    } else {
+        call(groups.into_iter().map(call).collect())
+    }
 }
 
 /// Prepares the target connection for the forms and checks that chunk queries can use an
@@ -514,7 +553,28 @@ impl Pushdown {
         let mut o = ChunkOutcome::default();
         let src_what = format!("computing chunk checksums of {table}");
         let tgt_what = format!("computing chunk checksums of {table} on the target");
+        // A table just loaded by `sync` has no planner statistics until autovacuum analyzes
+        // it: PostgreSQL then guesses a few hundred rows per range and plans a bitmap scan
+        // plus a sort, about 1.8 times the work of the key index read in order. A range of
+        // the key is always best read in order from its index (checked in `prepare_target`),
+        // so sorting is ruled out for ranges, whatever the statistics say; `Outside`, a
+        // disjunction an index scan cannot take, keeps the planner's choice. `SET LOCAL`
+        // ends with the snapshot's transaction.
+        let mut sort_off = false;
+        let mut bisected = 0;
         while let Some(chunk) = queue.pop_front() {
+            let want_off = self.digest == Digest::Ordered && matches!(chunk, Chunk::Keys { .. });
+            if want_off != sort_off {
+                let set = if want_off { "off" } else { "on" };
+                client
+                    .batch_execute(&format!("SET LOCAL enable_sort = {set}"))
+                    .await
+                    .map_err(|source| VerifyError::TargetQuery {
+                        what: format!("setting enable_sort for the chunks of {table}"),
+                        source,
+                    })?;
+                sort_off = want_off;
+            }
             let (s, t) = futures::try_join!(
                 async {
                     let r: Option<mysql_async::Row> = conn
@@ -565,10 +625,24 @@ impl Pushdown {
                 }
                 continue;
             }
+            let differs = s.0 != t.0 || s.1 != t.1 || cut(s.2) || cut(t.2);
+            // Bisection: a large differing chunk is compared again in parts, and only the
+            // parts that differ are streamed.
+            if differs
+                && s.0.max(t.0) > BISECT_ROWS
+                && bisected < MAX_BISECTED
+                && let Some(parts) = split(&chunk)
+            {
+                bisected += 1;
+                for p in parts.into_iter().rev() {
+                    queue.push_front(p);
+                }
+                continue;
+            }
             o.chunks += 1;
             o.source_rows += s.0;
             o.target_rows += t.0;
-            if s.0 != t.0 || s.1 != t.1 || cut(s.2) || cut(t.2) {
+            if differs {
                 o.differing.push(chunk);
                 o.differing_rows += s.0;
             }
@@ -751,6 +825,26 @@ mod tests {
     }
 
     /// The ranges tile `min..=max` exactly: no gap, no overlap, no bound outside it.
+    #[test]
+    fn row_forms_nest_whole_columns_past_the_argument_limit() {
+        let col = |i: usize| vec![format!("a{i}"), format!("b{i}")];
+        let flat = concat_ws("f(", (0..3).map(col).collect());
+        assert_eq!(flat, "f(a0, b0, a1, b1, a2, b2)");
+        let wide = concat_ws("f(", (0..100).map(col).collect());
+        assert!(wide.starts_with("f(f(a0, b0, "), "{wide}");
+        // 45 columns of 2 per inner call, 3 calls, every argument once and in order.
+        assert_eq!(wide.matches("f(").count(), 4, "{wide}");
+        let args: Vec<&str> = wide
+            .split([',', '(', ')', ' '])
+            .filter(|a| !a.is_empty() && *a != "f")
+            .collect();
+        let want: Vec<String> = (0..100).flat_map(col).collect();
+        assert_eq!(args, want);
+        for inner in wide[2..wide.len() - 1].split("), f(") {
+            assert!(inner.matches(',').count() < CONCAT_ARGS, "{inner}");
+        }
+    }
+
     #[test]
     fn chunks_tile_the_key_range() {
         for (min, max, rows, len) in [

@@ -9,16 +9,32 @@
 //! values give equal forms) only decides speed: a form that differs for equal values makes
 //! the chunk's aggregates differ, and the chunk is re-compared row by row.
 //!
-//! **The row form.** The fields joined by `|` (`CONCAT_WS(_binary'|', f1, …, fn)` on the
-//! source, `f1 || '|' || … || fn` on the target), every field NOT NULL (`CONCAT_WS` would
-//! skip a NULL, `||` would make the row NULL): NULL is the field `N` (no marker needed for a
-//! NOT NULL source column read as is); the source's literals are all `_binary`, so the
-//! form's bytes are the fields' bytes, never converted to the connection's character set;
-//! strings are `<octet length>:<UTF-8 bytes>`; every other field is a token
-//! that contains neither `|` nor starts like a string field or equals `N` (digits, signs,
-//! `.`, `:`, `-`, spaces, `+`, `{}` and hex). Read left to right, a row form splits into its
-//! fields in exactly one way (a string field says how many bytes it takes), so equal row
-//! forms mean equal fields, column by column.
+//! **The row form.** One `CONCAT_WS` of the columns' arguments with `|` between them, on
+//! both servers (`CONCAT_WS(_binary'|', …)` on the source, `concat_ws('|', …)` on the target).
+//! Both functions skip NULL arguments and keep empty strings, and both print a number, date or
+//! time argument with its type's own output (on PostgreSQL the type's output function, the
+//! same text as `::text`, without the copy a cast to `text` and `||` make per field).
+//! Each column gives one of two things:
+//!
+//! - **NULL:** the field `N`. The column's value arguments are all NULL and are skipped; its
+//!   marker argument (`IF(x IS NULL, _binary'N', NULL)`, `CASE WHEN x IS NULL THEN 'N' END`)
+//!   is `N`.
+//! - **A value:** its value arguments, each non-NULL for every non-NULL input, so none is
+//!   skipped; the marker is NULL and skipped.
+//!
+//! A form whose MariaDB expression could return NULL for a stored value (`HEX` and `CONCAT`,
+//! at `max_allowed_packet`) is instead one `IFNULL(…, 'N')` argument (and one
+//! `coalesce(…, 'N')` on the target): a NULL it returns reads as `N` and never as a missing
+//! field. A NOT NULL source column read as is needs no marker on the source. The target
+//! always has one: nothing here proves its column NOT NULL.
+//!
+//! The source's literals are all `_binary`, so the form's bytes are the fields' bytes, never
+//! converted to the connection's character set. A string is two fields, `<octet length>|<UTF-8
+//! bytes>`; every other value is one token that contains no `|` and is never `N` (digits,
+//! signs, `.`, `:`, `-`, spaces, `+`, `{}`, hex, PostgreSQL's `infinity` and ` BC`). Read left
+//! to right knowing the column types, a row form splits into its fields in exactly one way
+//! (`N` or a value at each column; a string's length says how many bytes follow), so equal
+//! row forms mean equal fields, column by column.
 //!
 //! **Per type** (MariaDB side with `time_zone = '+00:00'`, PostgreSQL side with
 //! `DateStyle = ISO, YMD`, `IntervalStyle = postgres`, `TimeZone = UTC`, server encoding
@@ -34,7 +50,7 @@
 //! | DATETIME(p) → timestamp(p) | text, fraction's trailing zeros (and a bare `.`) trimmed | `::text` (PostgreSQL prints the fraction so) | |
 //! | TIMESTAMP(p) → timestamptz(p) | the same in UTC + `+00` | `::text` in UTC | |
 //! | TIME(p) → interval(p) | text, fraction trimmed | `::text` | PostgreSQL prints a span without days as `[-]H…H:MM:SS[.f]`; an interval with days or months prints differently and is re-compared row by row |
-//! | CHAR/VARCHAR/TEXT/ENUM in utf8mb4, utf8mb3, ascii → varchar/text/enum | `LENGTH(x):` + bytes | `octet_length(x):` + `x::text` | bytes, with NULL ≠ `''` and trailing spaces kept |
+//! | CHAR/VARCHAR/TEXT/ENUM in utf8mb4, utf8mb3, ascii → varchar/text/enum | `LENGTH(x)`, bytes | `octet_length(x::text)`, `x` | bytes, with NULL ≠ `''` and trailing spaces kept |
 //! | SET → text[] (members without `{}",\`, whitespace, not empty, not `NULL`) | `{` + `x` + `}` | `x::text` | PostgreSQL quotes any element that needs it, so an unquoted output is the plain member list |
 //! | BINARY/VARBINARY/BLOB, binary-charset text → bytea | `HEX(x)` | `upper(encode(x, 'hex'))` | every byte |
 //!
@@ -47,13 +63,32 @@ use cdc_reader::rows::quote_ident as my_ident;
 use schemas::mapping::{ColumnMapping, quote_ident as pg_ident};
 use schemas::{Charset, Column, ColumnType, PgType};
 
-/// The two expressions of one column (NULL already replaced by `N`).
+/// The arguments of one column in the row's `CONCAT_WS` (NULL handled, see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Form {
-    /// MariaDB/MySQL expression.
-    pub source: String,
-    /// PostgreSQL expression.
-    pub target: String,
+    /// MariaDB/MySQL arguments.
+    pub source: Vec<String>,
+    /// PostgreSQL arguments.
+    pub target: Vec<String>,
+}
+
+/// A column's value expressions before NULL handling.
+struct Value {
+    source: Vec<String>,
+    target: Vec<String>,
+    /// Whether every source expression is non-NULL for every non-NULL input (a field can then
+    /// be skipped only for a NULL column, and the marker says which).
+    total: bool,
+}
+
+impl Value {
+    fn one(source: String, target: String, total: bool) -> Self {
+        Value {
+            source: vec![source],
+            target: vec![target],
+            total,
+        }
+    }
 }
 
 /// Why a column has no form (the table then streams), or its form.
@@ -67,66 +102,53 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
     let binary = matches!(col.charset, Some(Charset::Binary));
     let trimmed =
         |x: &str| format!("TRIM(TRAILING _binary'.' FROM TRIM(TRAILING _binary'0' FROM {x}))");
-    let string = |x: &str| Form {
-        source: format!("CONCAT(LENGTH({x}), _binary':', CAST({x} AS BINARY))"),
-        target: format!("octet_length({t}::text) || ':' || {t}::text"),
+    let string = |x: &str| Value {
+        source: vec![format!("LENGTH({x})"), format!("CAST({x} AS BINARY)")],
+        target: vec![format!("octet_length({t}::text)"), t.clone()],
+        total: true,
     };
     let no = |why: &str| Err(format!("column {} ({}) {why}", col.name, cm.source_type));
     let form = match (&col.ty, &cm.pg_type) {
         (
             ColumnType::Integer { .. },
             PgType::SmallInt | PgType::Integer | PgType::BigInt | PgType::Numeric { scale: 0, .. },
-        ) => Form {
-            source: s.clone(),
-            target: format!("{t}::text"),
-        },
-        (ColumnType::Year, PgType::SmallInt) => Form {
-            source: format!("({s} + 0)"),
-            target: format!("{t}::text"),
-        },
-        (ColumnType::Integer { .. } | ColumnType::Bit { width: 1 }, PgType::Boolean) => Form {
-            source: format!("({s} + 0)"),
-            target: format!("{t}::int::text"),
-        },
+        ) => Value::one(s.clone(), t.clone(), true),
+        (ColumnType::Year, PgType::SmallInt) => Value::one(format!("({s} + 0)"), t.clone(), true),
+        (ColumnType::Integer { .. } | ColumnType::Bit { width: 1 }, PgType::Boolean) => {
+            Value::one(format!("({s} + 0)"), format!("{t}::int"), true)
+        }
         (
             ColumnType::Decimal { scale, .. },
             PgType::Numeric {
                 scale: pg_scale, ..
             },
-        ) if u16::from(*scale) == *pg_scale => Form {
-            source: s.clone(),
-            target: format!("{t}::text"),
-        },
+        ) if u16::from(*scale) == *pg_scale => Value::one(s.clone(), t.clone(), true),
         (ColumnType::Bit { width }, PgType::BitVarying { len }) if u32::from(*width) == *len => {
-            Form {
-                source: format!(
-                    "CONCAT(_binary'{width}:', LPAD(BIN({s} + 0), {width}, _binary'0'))"
-                ),
-                target: format!("length({t}) || ':' || {t}::text"),
-            }
+            Value::one(
+                format!("CONCAT(_binary'{width}:', LPAD(BIN({s} + 0), {width}, _binary'0'))"),
+                format!("length({t}) || ':' || {t}::text"),
+                false,
+            )
         }
-        (ColumnType::Date, PgType::Date) => Form {
-            source: s.clone(),
-            target: format!("{t}::text"),
-        },
-        (ColumnType::DateTime { fsp: 0 }, PgType::Timestamp { .. })
-        | (ColumnType::Time { fsp: 0 }, PgType::Interval { .. }) => Form {
-            source: s.clone(),
-            target: format!("{t}::text"),
-        },
+        (ColumnType::Date, PgType::Date)
+        | (ColumnType::DateTime { fsp: 0 }, PgType::Timestamp { .. })
+        | (ColumnType::Time { fsp: 0 }, PgType::Interval { .. }) => {
+            Value::one(s.clone(), t.clone(), true)
+        }
+        // TRIM never lengthens its argument, so it is total.
         (ColumnType::DateTime { .. }, PgType::Timestamp { .. })
-        | (ColumnType::Time { .. }, PgType::Interval { .. }) => Form {
-            source: trimmed(&s),
-            target: format!("{t}::text"),
-        },
-        (ColumnType::Timestamp { fsp }, PgType::Timestamptz { .. }) => Form {
-            source: if *fsp == 0 {
+        | (ColumnType::Time { .. }, PgType::Interval { .. }) => {
+            Value::one(trimmed(&s), t.clone(), true)
+        }
+        (ColumnType::Timestamp { fsp }, PgType::Timestamptz { .. }) => Value::one(
+            if *fsp == 0 {
                 format!("CONCAT({s}, _binary'+00')")
             } else {
                 format!("CONCAT({}, _binary'+00')", trimmed(&s))
             },
-            target: format!("{t}::text"),
-        },
+            format!("{t}::text"),
+            false,
+        ),
         (
             ColumnType::Char { .. }
             | ColumnType::VarChar { .. }
@@ -134,17 +156,19 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
             | ColumnType::Enum { .. }
             | ColumnType::Set { .. },
             PgType::Bytea,
-        ) if binary => Form {
-            source: format!("HEX({s})"),
-            target: format!("upper(encode({t}, 'hex'))"),
-        },
+        ) if binary => Value::one(
+            format!("HEX({s})"),
+            format!("upper(encode({t}, 'hex'))"),
+            false,
+        ),
         (
             ColumnType::Binary { .. } | ColumnType::VarBinary { .. } | ColumnType::Blob { .. },
             PgType::Bytea,
-        ) => Form {
-            source: format!("HEX({s})"),
-            target: format!("upper(encode({t}, 'hex'))"),
-        },
+        ) => Value::one(
+            format!("HEX({s})"),
+            format!("upper(encode({t}, 'hex'))"),
+            false,
+        ),
         (
             ColumnType::Char { .. }
             | ColumnType::VarChar { .. }
@@ -159,10 +183,11 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
                     "has a member PostgreSQL quotes in array text (empty, NULL, whitespace or {}\",\\)",
                 );
             }
-            Form {
-                source: format!("CONCAT(_binary'{{', CAST({s} AS BINARY), _binary'}}')"),
-                target: format!("{t}::text"),
-            }
+            Value::one(
+                format!("CONCAT(_binary'{{', CAST({s} AS BINARY), _binary'}}')"),
+                format!("{t}::text"),
+                false,
+            )
         }
         (ColumnType::Float | ColumnType::Double, _) => {
             return no("is a float: the servers print floats differently");
@@ -181,18 +206,29 @@ pub fn column_form(col: &Column, cm: &ColumnMapping) -> Result<Form, String> {
             ));
         }
     };
-    // A NOT NULL source column read as is cannot be NULL and needs no marker on the source
-    // (one function call less per row; a function of it keeps the marker, in case it returns
-    // NULL for some stored value). The target keeps it: nothing here proves its column
-    // NOT NULL.
-    Ok(Form {
-        source: if col.nullable || form.source != s {
-            format!("IFNULL({}, _binary'N')", form.source)
-        } else {
-            form.source
-        },
-        target: format!("coalesce({}, 'N')", form.target),
-    })
+    // See the module doc: a total form gets a marker argument (none on the source for a NOT
+    // NULL column), any other is one `IFNULL` argument.
+    let Value {
+        source,
+        target,
+        total,
+    } = form;
+    if !total {
+        let (Some(source), Some(target)) = (source.first(), target.first()) else {
+            return no("has no expression");
+        };
+        return Ok(Form {
+            source: vec![format!("IFNULL({source}, _binary'N')")],
+            target: vec![format!("coalesce({target}, 'N')")],
+        });
+    }
+    let mut source = source;
+    let mut target = target;
+    if col.nullable {
+        source.push(format!("IF({s} IS NULL, _binary'N', NULL)"));
+    }
+    target.push(format!("CASE WHEN {t} IS NULL THEN 'N' END"));
+    Ok(Form { source, target })
 }
 
 /// Whether PostgreSQL's `array_out` prints `m` as is (unquoted, unescaped).
