@@ -47,9 +47,10 @@
 //! digest only ever sends rows to the exact comparison.
 //!
 //! **Truncation.** MariaDB cuts `GROUP_CONCAT` at `group_concat_max_len` (set to
-//! [`CONCAT_LIMIT`] for the session) with only a warning. A chunk whose text comes within a
-//! few bytes of the limit on either side is split into [`SPLIT`] ranges and compared again; a
-//! single key value that large is streamed. A cut text is therefore never compared.
+//! [`CONCAT_LIMIT`] for the session) with only a warning (1260). A chunk whose source query
+//! reports that warning, or whose target text comes within a few bytes of the limit, is split
+//! into [`SPLIT`] ranges and compared again; a single key value that large is streamed. A cut
+//! text is therefore never compared.
 //!
 //! **When it is not used** ([`plan`], [`prepare_target`]): a transform plan that changes rows
 //! (masks, casts, filters, renames computed in my2pg cannot be repeated in SQL), a column type
@@ -347,8 +348,13 @@ impl Chunk {
     }
 }
 
-/// One side's checksum of a chunk: rows, digest (text, `None` for no rows), bytes hashed.
-type Sum = (u64, Option<String>, u64);
+/// One side's checksum of a chunk: rows, digest (text, `None` for no rows), and whether the
+/// joined text may have been cut at `group_concat_max_len` (on the source MariaDB says so
+/// with warning 1260; on the target, a text that long would be cut on the source).
+type Sum = (u64, Option<String>, bool);
+
+/// MariaDB's warning for a `GROUP_CONCAT` cut at `group_concat_max_len`.
+const WARN_GROUP_CONCAT_CUT: u16 = 1260;
 
 /// The result of one aggregate comparison.
 #[derive(Debug, Clone, Default)]
@@ -374,6 +380,15 @@ pub struct Restriction {
     pub source: String,
     /// `WHERE` condition on the target.
     pub target: String,
+}
+
+/// Whether the last statement's warnings include a `GROUP_CONCAT` cut (run only when the
+/// statement reported warnings).
+async fn concat_cut(conn: &mut mysql_async::Conn) -> std::result::Result<bool, mysql_async::Error> {
+    let warnings: Vec<(String, u16, String)> = conn.query("SHOW WARNINGS").await?;
+    Ok(warnings
+        .iter()
+        .any(|(_, code, _)| *code == WARN_GROUP_CONCAT_CUT))
 }
 
 fn source_q(what: String) -> impl FnOnce(mysql_async::Error) -> VerifyError {
@@ -421,7 +436,7 @@ impl Pushdown {
         )
     }
 
-    /// The source query of one chunk: rows, digest, bytes hashed.
+    /// The source query of one chunk: rows, digest.
     fn source_sql(&self, c: &Chunk) -> String {
         let w = c.condition(&self.src_key, true, self.top());
         let (t, f) = (&self.src_table, &self.src_form);
@@ -429,12 +444,15 @@ impl Pushdown {
             // A range of the clustered key is read in key order, so the rows are joined in
             // key order; were they not, the digests would differ and the chunk would be
             // streamed (slower, never wrong).
+            // No derived table: MariaDB would materialize its long text on disk (a temporary
+            // Aria table, created and deleted per chunk). A cut is told by a warning instead
+            // of the text's length.
             Digest::Ordered => format!(
-                "SELECT n, MD5(g), LENGTH(g) FROM (SELECT COUNT(*) AS n, \
-                 GROUP_CONCAT({f} SEPARATOR '{ROW_SEPARATOR}') AS g FROM {t} WHERE {w}) AS c"
+                "SELECT COUNT(*), MD5(GROUP_CONCAT({f} SEPARATOR '{ROW_SEPARATOR}')) \
+                 FROM {t} WHERE {w}"
             ),
             Digest::RowSum => format!(
-                "SELECT COUNT(*), SUM({h}), 0 FROM {t} WHERE {w}",
+                "SELECT COUNT(*), SUM({h}) FROM {t} WHERE {w}",
                 h = self.src_row_hash()
             ),
         }
@@ -581,15 +599,15 @@ impl Pushdown {
                         .query_first(self.source_sql(&chunk))
                         .await
                         .map_err(source_q(src_what.clone()))?;
+                    let cut = conn.get_warnings() > 0
+                        && concat_cut(conn).await.map_err(source_q(src_what.clone()))?;
                     Ok::<Sum, VerifyError>(match r.map(mysql_async::Row::unwrap).as_deref() {
-                        Some([n, d, len]) => (
+                        Some([n, d]) => (
                             my_i128(n).and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                             my_text(d),
-                            my_i128(len)
-                                .and_then(|n| u64::try_from(n).ok())
-                                .unwrap_or(0),
+                            cut,
                         ),
-                        _ => (0, None, 0),
+                        _ => (0, None, cut),
                     })
                 },
                 async {
@@ -607,17 +625,17 @@ impl Pushdown {
                     let n: i64 = r.try_get(0).map_err(read)?;
                     let d: Option<String> = r.try_get(1).map_err(read)?;
                     let len: i64 = r.try_get(2).map_err(read)?;
+                    let len = u64::try_from(len).unwrap_or(0);
                     Ok::<Sum, VerifyError>((
                         u64::try_from(n).unwrap_or(0),
                         d,
-                        u64::try_from(len).unwrap_or(0),
+                        len + 4 >= CONCAT_LIMIT,
                     ))
                 }
             )?;
-            // Near the limit MariaDB may have cut the text: compare smaller chunks instead.
-            let cut = |len: u64| len + 4 >= CONCAT_LIMIT;
+            // MariaDB cut the text (or would have): compare smaller chunks instead.
             if self.digest == Digest::Ordered
-                && (cut(s.2) || cut(t.2))
+                && (s.2 || t.2)
                 && let Some(parts) = split(&chunk)
             {
                 for p in parts.into_iter().rev() {
@@ -625,7 +643,7 @@ impl Pushdown {
                 }
                 continue;
             }
-            let differs = s.0 != t.0 || s.1 != t.1 || cut(s.2) || cut(t.2);
+            let differs = s.0 != t.0 || s.1 != t.1 || s.2 || t.2;
             // Bisection: a large differing chunk is compared again in parts, and only the
             // parts that differ are streamed.
             if differs
