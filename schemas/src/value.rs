@@ -144,26 +144,8 @@ impl Decimal {
     /// Parses decimal text, normalising leading zeros of the integer part and `-0` forms that
     /// MySQL never produces but that hand-written input might.
     pub fn parse(text: &str) -> Result<Self, DecimalParseError> {
-        let bad = || DecimalParseError(text.to_owned());
-        let (negative, rest) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (int, frac) = match rest.split_once('.') {
-            Some((i, f)) => (i, Some(f)),
-            None => (rest, None),
-        };
-        if int.is_empty() && frac.is_none_or(str::is_empty) {
-            return Err(bad());
-        }
-        if !int.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        if let Some(f) = frac
-            && (f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(bad());
-        }
+        let (negative, int, frac) =
+            Self::parts(text).ok_or_else(|| DecimalParseError(text.to_owned()))?;
         let int = int.trim_start_matches('0');
         let int = if int.is_empty() { "0" } else { int };
         let is_zero = int == "0" && frac.is_none_or(|f| f.bytes().all(|b| b == b'0'));
@@ -177,6 +159,41 @@ impl Decimal {
             out.push_str(f);
         }
         Ok(Decimal(out))
+    }
+
+    /// [`Self::parse`] of text already owned: kept as it is when it is already in normal form
+    /// (as MySQL sends it), so the initial copy does not copy every DECIMAL once more.
+    pub fn parse_owned(text: String) -> Result<Self, DecimalParseError> {
+        let Some((negative, int, frac)) = Self::parts(&text) else {
+            return Err(DecimalParseError(text));
+        };
+        let zero =
+            int.bytes().all(|b| b == b'0') && frac.is_none_or(|f| f.bytes().all(|b| b == b'0'));
+        // Normal: integer digits present, no leading zero before another digit, no `-0`.
+        let leading_zero = int.len() > 1 && int.starts_with('0');
+        let normal = !(int.is_empty() || leading_zero || (negative && zero));
+        if normal {
+            Ok(Decimal(text))
+        } else {
+            Self::parse(&text)
+        }
+    }
+
+    /// The sign, integer digits and fraction digits of valid decimal text.
+    fn parts(text: &str) -> Option<(bool, &str, Option<&str>)> {
+        let (negative, rest) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (int, frac) = match rest.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (rest, None),
+        };
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let valid = !(int.is_empty() && frac.is_none_or(str::is_empty))
+            && digits(int)
+            && frac.is_none_or(|f| !f.is_empty() && digits(f));
+        valid.then_some((negative, int, frac))
     }
 
     /// The text form.
@@ -219,7 +236,7 @@ impl Decimal {
 impl TryFrom<String> for Decimal {
     type Error = DecimalParseError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        Decimal::parse(&s)
+        Decimal::parse_owned(s)
     }
 }
 
@@ -507,6 +524,25 @@ mod tests {
         assert!(Decimal::parse("-").is_err());
         assert!(Decimal::parse("1.").is_err());
         assert!(Decimal::parse("+1").is_err());
+    }
+
+    #[test]
+    fn decimal_parse_owned_is_parse() {
+        let cases = [
+            "0", "0.00", "-0", "-0.00", "-.0", ".5", "-.5", "001.50", "1.50", "-12", "10",
+            "100.001", "-100.001", "00", "000.0", "1e5", "", "-", "1.", "+1", ".", "-.", "1.2.3",
+            " 1", "١",
+        ];
+        for c in cases {
+            assert_eq!(
+                Decimal::parse_owned(c.to_owned()),
+                Decimal::parse(c),
+                "{c:?}"
+            );
+        }
+        proptest::proptest!(|(c in "-?[0-9]{0,4}(\\.[0-9]{0,3})?")| {
+            proptest::prop_assert_eq!(Decimal::parse_owned(c.clone()), Decimal::parse(&c));
+        });
     }
 
     #[test]
