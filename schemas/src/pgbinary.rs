@@ -205,7 +205,22 @@ fn encode_numeric(n: &Numeric, out: &mut Vec<u8>) -> Result<(), BinaryError> {
 /// The binary `numeric` of exact decimal text: base-10000 digit groups, written straight into
 /// `out` (the copy's hot path: no allocation).
 pub fn encode_decimal(d: &Decimal, out: &mut Vec<u8>) -> Result<(), BinaryError> {
-    let text = d.as_str();
+    encode_decimal_text(d.as_str(), out)
+}
+
+/// The binary `numeric` of an integer: the same bytes as [`encode_decimal`] of its decimal
+/// text, the text formatted on the stack (BIGINT UNSIGNED → numeric(20,0) on the copy's hot
+/// path: no `String` and no `Decimal` per value).
+pub fn encode_integer_numeric<I: itoa::Integer>(
+    i: I,
+    out: &mut Vec<u8>,
+) -> Result<(), BinaryError> {
+    let mut buf = itoa::Buffer::new();
+    encode_decimal_text(buf.format(i), out)
+}
+
+/// [`encode_decimal`] of text in [`Decimal`]'s form (`[-]digits[.digits]`).
+fn encode_decimal_text(text: &str, out: &mut Vec<u8>) -> Result<(), BinaryError> {
     let (negative, abs) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),

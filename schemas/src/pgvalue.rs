@@ -446,12 +446,14 @@ impl TableMapping {
 }
 
 impl ColumnMapping {
-    /// One COPY field (length and bytes) of `v`: text, bytes and decimals written from the
-    /// source value without a copy, fixed-width values through a `PgValue` that allocates
+    /// One COPY field (length and bytes) of `v`: text, bytes, decimals and integers into
+    /// `numeric` written from the source value without a copy or an allocation, fixed-width values through a `PgValue` that allocates
     /// nothing, the rest (and every value a policy may change: NUL in text, zero dates, out
     /// of range) through [`Self::convert`].
     fn copy_field(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), FieldError> {
-        use crate::pgbinary::{encode_decimal, encode_field, encode_field_with};
+        use crate::pgbinary::{
+            encode_decimal, encode_field, encode_field_with, encode_integer_numeric,
+        };
         fn raw(out: &mut Vec<u8>, b: &[u8]) -> Result<(), FieldError> {
             Ok(encode_field_with(out, |out| {
                 out.extend_from_slice(b);
@@ -470,6 +472,16 @@ impl ColumnMapping {
             (PgType::Bytea, Value::Bytes(b)) => return raw(out, b),
             (PgType::Numeric { .. }, Value::Decimal(d)) => {
                 return Ok(encode_field_with(out, |out| encode_decimal(d, out))?);
+            }
+            (PgType::Numeric { .. }, Value::UInt(u)) => {
+                return Ok(encode_field_with(out, |out| {
+                    encode_integer_numeric(*u, out)
+                })?);
+            }
+            (PgType::Numeric { .. }, Value::Int(i)) => {
+                return Ok(encode_field_with(out, |out| {
+                    encode_integer_numeric(*i, out)
+                })?);
             }
             _ => {}
         }
