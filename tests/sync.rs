@@ -109,10 +109,7 @@ async fn a_value_the_target_cannot_hold_stops_with_the_row_named() {
     );
     // The checkpoint stays before the failed transaction: row 2 (its own transaction) is in,
     // row 42 is not.
-    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = pg_client(&db.pg_url).await;
     let ids: Vec<i32> = pg
         .query(
             &format!("SELECT id FROM \"{}\".t ORDER BY id", db.name),
@@ -134,10 +131,7 @@ async fn a_copy_that_loses_rows_on_the_target_stops_and_keeps_nothing() {
     let mut c = my_conn(&db.mysql_db_url).await;
     exec(&mut c, "CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
     exec(&mut c, "INSERT INTO t SELECT seq, seq FROM seq_1_to_100").await;
-    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = pg_client(&db.pg_url).await;
     pg.batch_execute(&format!(
         "CREATE SCHEMA \"{s}\"; CREATE TABLE \"{s}\".t (id integer PRIMARY KEY, v integer);
          CREATE FUNCTION \"{s}\".drop_even() RETURNS trigger LANGUAGE plpgsql AS
@@ -191,10 +185,7 @@ async fn the_copy_records_rejected_rows_and_copies_the_rest() {
     let mut cfg = sync_config(&db);
     cfg.sync.on_error = sink::apply::ErrorPolicy::DeadLetter;
     let (stop, mut run) = start(cfg).await;
-    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = pg_client(&db.pg_url).await;
     wait_while_running(&mut run, "the end of the copy", || snapshot_done(&pg)).await;
     let (rows, wrong): (i64, i64) = {
         let r = pg
@@ -240,10 +231,7 @@ async fn the_dead_letter_policy_records_the_row_and_goes_on() {
     exec(&mut c, "SET SESSION sql_mode = ''; \
                   BEGIN; INSERT INTO t VALUES (7, '0000-00-00'); INSERT INTO t VALUES (8, '2024-08-08'); COMMIT; \
                   INSERT INTO t VALUES (9, '2024-09-09')").await;
-    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = pg_client(&db.pg_url).await;
     let row_9 = format!("SELECT count(*) FROM \"{}\".t WHERE id = 9", db.name);
     wait_while_running(&mut run, "row 9 arrived", || async {
         pg.query_one(&row_9, &[])
@@ -277,6 +265,41 @@ async fn the_dead_letter_policy_records_the_row_and_goes_on() {
     assert!(dl.get::<_, String>(1).contains('7'));
     assert!(dl.get::<_, String>(2).contains("0000-00-00"));
     assert_eq!(dl.get::<_, String>(3), "insert");
+    stop.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
+/// A source nobody writes to while the copy runs, with heartbeats off: the copy's end is the
+/// position streaming starts from, so the foreign keys deferred past the load are built at
+/// once, not after some later write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_source_gets_its_foreign_keys_without_waiting_for_a_write() {
+    let db = harness::shared().fresh("sync_quiet_fk").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "CREATE TABLE parent (id INT PRIMARY KEY); \
+         CREATE TABLE child (id INT PRIMARY KEY, p INT NOT NULL, \
+           CONSTRAINT child_p FOREIGN KEY (p) REFERENCES parent (id)); \
+         INSERT INTO parent SELECT seq FROM seq_1_to_100; \
+         INSERT INTO child SELECT seq, 1 + seq % 100 FROM seq_1_to_1000",
+    )
+    .await;
+    let mut cfg = sync_config(&db);
+    cfg.sync.heartbeat_interval_ms = 0;
+    let (stop, mut run) = start(cfg).await;
+    let pg = pg_client(&db.pg_url).await;
+    wait_while_running(&mut run, "the end of the copy", || snapshot_done(&pg)).await;
+    let fks: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+             AND conrelid = $1::text::regclass",
+            &[&format!("\"{}\".child", db.name)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fks, 1, "the foreign key is built once the copy is done");
     stop.send(true).unwrap();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
 }

@@ -645,6 +645,14 @@ async fn stream(
     mut deferred_end: Option<SourcePosition>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Exit> {
+    // When nothing was written during the copy, the checkpoint already stands at the copy's
+    // end: the deferred indexes and foreign keys are built now, not after the first binlog
+    // event (a quiet source without heartbeats would otherwise never finish the snapshot).
+    if let (Some(end), Some(cp)) = (deferred_end.as_ref(), applier.checkpoint())
+        && snapshot::run_deferred_ddl(applier.client(), &ctx.pipeline, cp, end).await?
+    {
+        deferred_end = None;
+    }
     let (tx, reader_rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
     // Between the reader and the applier sits a backlog bounded in bytes, not transactions:
     // while a batch applies, the reader keeps decoding into it, so the next batch can reach

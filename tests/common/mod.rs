@@ -22,6 +22,15 @@ pub async fn my_conn(url: &str) -> mysql_async::Conn {
         .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
+/// A connection to the test's PostgreSQL database, its connection task spawned.
+pub async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (pg, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    tokio::spawn(conn);
+    pg
+}
+
 /// A replica server id no other stream of this test process uses (the server refuses two
 /// replicas with one id).
 pub fn unique_server_id() -> u32 {
