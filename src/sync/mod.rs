@@ -648,11 +648,7 @@ async fn stream(
     // When nothing was written during the copy, the checkpoint already stands at the copy's
     // end: the deferred indexes and foreign keys are built now, not after the first binlog
     // event (a quiet source without heartbeats would otherwise never finish the snapshot).
-    if let (Some(end), Some(cp)) = (deferred_end.as_ref(), applier.checkpoint())
-        && snapshot::run_deferred_ddl(applier.client(), &ctx.pipeline, cp, end).await?
-    {
-        deferred_end = None;
-    }
+    finish_copy_if_passed(ctx, applier, &mut deferred_end).await?;
     let (tx, reader_rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
     // Between the reader and the applier sits a backlog bounded in bytes, not transactions:
     // while a batch applies, the reader keeps decoding into it, so the next batch can reach
@@ -809,12 +805,23 @@ async fn apply_loop(
         if let Some(cp) = applier.checkpoint() {
             ctx.tracker.set_resume(cp);
         }
-        if let (Some(end), Some(cp)) = (deferred_end.as_ref(), applier.checkpoint())
-            && snapshot::run_deferred_ddl(applier.client(), &ctx.pipeline, cp, end).await?
-        {
-            *deferred_end = None;
-        }
+        finish_copy_if_passed(ctx, applier, deferred_end).await?;
     }
+}
+
+/// Builds the unique indexes and foreign keys deferred past the copy once the applied
+/// checkpoint stands at or after the copy's end, and forgets that end.
+async fn finish_copy_if_passed(
+    ctx: &SyncContext,
+    applier: &Applier,
+    deferred_end: &mut Option<SourcePosition>,
+) -> Result<()> {
+    if let (Some(end), Some(cp)) = (deferred_end.as_ref(), applier.checkpoint())
+        && snapshot::run_deferred_ddl(applier.client(), &ctx.pipeline, cp, end).await?
+    {
+        *deferred_end = None;
+    }
+    Ok(())
 }
 
 /// The position as the operator needs it after `--snapshot-only`.
