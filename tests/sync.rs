@@ -303,3 +303,38 @@ async fn a_quiet_source_gets_its_foreign_keys_without_waiting_for_a_write() {
     stop.send(true).unwrap();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
 }
+
+/// A new target gets every state migration in one batch, each recorded once; a second start,
+/// and two starts at once, change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_migrations_run_once_each_and_are_recorded() {
+    let db = harness::shared().fresh("sync_state").await.unwrap();
+    let (a, b) = (pg_client(&db.pg_url).await, pg_client(&db.pg_url).await);
+    tokio::join!(ensure_state(&a), ensure_state(&b));
+    ensure_state(&a).await;
+    let versions: Vec<i32> = a
+        .query(
+            "SELECT version FROM my2pg.state_version ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<i32> = sink::state::MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, want);
+    // The tables the migrations create are there and usable.
+    let n: i64 = a
+        .query_one("SELECT count(*) FROM my2pg.deferred_ddl", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}
+
+async fn ensure_state(c: &tokio_postgres::Client) {
+    c.batch_execute("BEGIN").await.unwrap();
+    sink::state::ensure_state(c).await.unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+}

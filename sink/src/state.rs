@@ -202,19 +202,24 @@ pub async fn ensure_state<C: GenericClient + Sync>(client: &C) -> Result<()> {
         .await
         .map_err(q("reading my2pg.state_version"))?;
     let current: i32 = row.get(0);
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(q(&format!("running state migration {version}")))?;
-        client
-            .execute(
-                "INSERT INTO my2pg.state_version (version) VALUES ($1)",
-                &[version],
-            )
-            .await
-            .map_err(q("recording a state migration"))?;
+    // The missing migrations and their records in one round trip (a new target needs all of
+    // them); the caller's transaction keeps them all or none.
+    let pending: Vec<&(i32, &str)> = MIGRATIONS.iter().filter(|(v, _)| *v > current).collect();
+    if pending.is_empty() {
+        return Ok(());
     }
+    let mut batch = String::new();
+    for (version, sql) in &pending {
+        batch.push_str(sql.trim_end().trim_end_matches(';'));
+        batch.push_str(&format!(
+            ";\nINSERT INTO my2pg.state_version (version) VALUES ({version});\n"
+        ));
+    }
+    let versions: Vec<String> = pending.iter().map(|(v, _)| v.to_string()).collect();
+    client.batch_execute(&batch).await.map_err(q(&format!(
+        "running state migrations {}",
+        versions.join(", ")
+    )))?;
     Ok(())
 }
 

@@ -492,8 +492,11 @@ async fn run_once(
             Ok::<_, anyhow::Error>(applier)
         },
         async {
-            preflight_source(ctx).await?;
-            discover(ctx).await
+            // Discovery only reads, so it runs beside the checks; a failed check is the
+            // better error (it names the fix), so it wins over discovery's.
+            let (checked, tables) = tokio::join!(preflight_source(ctx), discover(ctx));
+            checked?;
+            tables
         },
     )?;
     let targets = outputs(ctx, &tables)?;

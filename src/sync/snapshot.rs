@@ -34,7 +34,6 @@
 //! `P_start`: the table is emptied, its chunks are upserted by workers while the applier keeps
 //! applying every change, and its deferred DDL runs once the applier passed the copy's end.
 
-use std::collections::VecDeque;
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +54,9 @@ use crate::metrics::SnapshotState;
 
 /// Numbers the snapshot publishers' transactional ids within this process.
 static PUBLISHERS: AtomicU64 = AtomicU64::new(0);
+
+/// Chunks planned ahead of the copy workers.
+const JOBS_QUEUED: usize = 1024;
 
 /// Rows per batch handed from a chunk's reader to its writer.
 const READ_BATCH_ROWS: usize = 5_000;
@@ -98,7 +100,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(tables: &[TableCopy], estimates: Vec<u64>, already: Vec<u64>) -> Progress {
+    fn new(tables: &[TableCopy], estimates: Vec<u64>) -> Progress {
         let names: Vec<String> = tables.iter().map(|t| t.schema.id.to_string()).collect();
         let bars = std::io::stderr().is_terminal().then(|| {
             let mp = MultiProgress::new();
@@ -109,30 +111,41 @@ impl Progress {
             let bars: Vec<ProgressBar> = names
                 .iter()
                 .zip(&estimates)
-                .zip(&already)
-                .map(|((n, e), a)| {
-                    let b = mp.add(ProgressBar::new((*e).max(*a)));
+                .map(|(n, e)| {
+                    let b = mp.add(ProgressBar::new(*e));
                     b.set_style(style.clone());
                     b.set_prefix(n.clone());
-                    b.set_position(*a);
                     b
                 })
                 .collect();
-            let total = mp.add(ProgressBar::new(
-                estimates.iter().sum::<u64>().max(already.iter().sum()),
-            ));
+            let total = mp.add(ProgressBar::new(estimates.iter().sum::<u64>()));
             total.set_style(style);
             total.set_prefix("total");
-            total.set_position(already.iter().sum());
             (mp, bars, total)
         });
         Progress {
             bars,
-            copied: already.into_iter().map(AtomicU64::new).collect(),
+            copied: names.iter().map(|_| AtomicU64::new(0)).collect(),
             estimates,
             names,
             last_log: Mutex::new(Instant::now()),
             started: Instant::now(),
+        }
+    }
+
+    /// Counts the rows a crashed run copied into `table` (known once the table is planned).
+    fn already(&self, table: usize, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        let now = self.copied[table].fetch_add(rows, Ordering::Relaxed) + rows;
+        if let Some((_, bars, total)) = &self.bars {
+            if let Some(b) = bars.get(table) {
+                b.set_length(b.length().unwrap_or(0).max(now));
+                b.set_position(now);
+            }
+            total.set_length(total.length().unwrap_or(0).max(total.position() + rows));
+            total.inc(rows);
         }
     }
 
@@ -296,106 +309,66 @@ async fn create_missing(
 
 /// Copies `tables`. With [`WriteMode::Copy`] the target tables must be empty or missing (they
 /// are created); with [`WriteMode::Upsert`] they are emptied first by the caller.
+///
+/// The workers start (and connect) at once; the tables are prepared one after another, the
+/// largest first by the source's estimate, and each table's chunks are queued as soon as it
+/// is planned, so preparing the next tables overlaps copying the first. Largest first, with
+/// chunks in key order, also keeps the end of the copy short: the last chunks to run are
+/// those of small tables (longest-processing-time-first order).
 pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteMode) -> Result<()> {
     if tables.is_empty() {
         return Ok(());
     }
-    let pg = ctx.target.connect().await?;
-    let mut my = ctx.source.connect().await?;
-    let mut jobs: VecDeque<Job> = VecDeque::new();
-    let mut estimates = Vec::new();
-    let mut already = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let existed = ensure_table(ctx, &pg, t, mode).await?;
-        let mut plan = state::planned(&pg, &ctx.pipeline, &t.schema.id).await?;
-        if plan.is_empty() {
-            if existed && mode == WriteMode::Copy {
-                let rows: i64 = pg
-                    .query_one(
-                        &format!(
-                            "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1) x",
-                            t.mapping.target.quoted()
-                        ),
-                        &[],
-                    )
-                    .await?
-                    .get(0);
-                if rows > 0 {
-                    return Err(anyhow!(
-                        "target table {} already holds rows but was not copied by my2pg; empty it (TRUNCATE {}) \
-                         or exclude {} from the selection",
-                        t.mapping.target,
-                        t.mapping.target.quoted(),
-                        t.schema.id
-                    ));
-                }
-            }
-            let bounds = chunk_bounds(&mut my, &t.schema, ctx.snapshot.chunk_rows).await?;
-            let cs: Vec<state::ChunkBounds> = chunks(bounds)
-                .into_iter()
-                .map(|c| (c.index, c.lower, c.upper))
-                .collect();
-            plan = state::plan(&pg, &ctx.pipeline, &t.schema.id, &cs).await?;
-        }
-        estimates.push(row_estimate(&mut my, &t.schema.id).await?);
-        already.push(plan.iter().filter(|c| c.done).map(|c| c.rows as u64).sum());
-        let pending: Vec<&state::PlannedChunk> = plan.iter().filter(|c| !c.done).collect();
-        ctx.metrics.set_snapshot_state(
-            &t.schema.id,
-            if pending.is_empty() {
-                SnapshotState::Done
-            } else {
-                SnapshotState::Copying
-            },
-        );
-        info!(table = %t.schema.id, chunks = plan.len(), pending = pending.len(), "copy planned");
-        for c in pending {
-            jobs.push_back(Job {
-                table: i,
-                chunk: Chunk {
-                    index: c.index,
-                    lower: c.lower.clone(),
-                    upper: c.upper.clone(),
-                },
-            });
-        }
-    }
-    let _ = my.disconnect().await;
-    // Interleave tables so that every table progresses and big tables get several workers.
-    let mut ordered: Vec<Job> = jobs.into_iter().collect();
-    ordered.sort_by_key(|j| (j.chunk.index, j.table));
-    let queue = Arc::new(Mutex::new(ordered.into_iter().collect::<VecDeque<_>>()));
     let tables = Arc::new(tables);
-    let progress = Arc::new(Progress::new(&tables, estimates, already));
+    // Bounded like every queue here: a table of many chunks makes planning wait for the
+    // workers, which changes nothing since its chunks would wait in the queue anyway.
+    let (jobs, queue) = mpsc::channel::<Job>(JOBS_QUEUED);
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    let mut my = ctx.source.connect().await?;
+    let mut estimates = Vec::with_capacity(tables.len());
+    for t in tables.iter() {
+        estimates.push(row_estimate(&mut my, &t.schema.id).await?);
+    }
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(estimates[i]));
+    let progress = Arc::new(Progress::new(&tables, estimates));
     let cap = Arc::new(RateCap {
         per_second: ctx.snapshot.max_rows_per_second,
         started: Instant::now(),
         rows: AtomicU64::new(0),
     });
-    let workers = ctx.snapshot.workers.max(1);
-    let mut handles = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (ctx, queue, tables, progress, cap) = (
+    // Dropping the set (an error below) stops the workers; their chunks roll back.
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..ctx.snapshot.workers.max(1) {
+        workers.spawn(worker(
             ctx.clone(),
             queue.clone(),
             tables.clone(),
             progress.clone(),
             cap.clone(),
-        );
-        handles.push(tokio::spawn(async move {
-            worker(ctx, queue, tables, progress, cap, mode).await
-        }));
+            mode,
+        ));
     }
+    // The workers hold the queue: once all of them failed, sending fails and planning stops.
+    drop(queue);
+    let pg = ctx.target.connect().await?;
+    'plan: for i in order {
+        let t = &tables[i];
+        for chunk in plan_table(ctx, &pg, &mut my, t, mode, &progress, i).await? {
+            if jobs.send(Job { table: i, chunk }).await.is_err() {
+                break 'plan;
+            }
+        }
+    }
+    drop(jobs);
+    let _ = my.disconnect().await;
     let mut first_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(anyhow!("a copy worker failed: {e}"));
-            }
+    while let Some(r) = workers.join_next().await {
+        let r = r
+            .map_err(|e| anyhow!("a copy worker failed: {e}"))
+            .and_then(|r| r);
+        if let Err(e) = r {
+            first_error.get_or_insert(e);
         }
     }
     progress.finish();
@@ -410,6 +383,74 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
             .set_snapshot_state(&t.schema.id, SnapshotState::Done);
     }
     Ok(())
+}
+
+/// Prepares table `i` of a copy: creates it on the target when missing, plans its chunks at
+/// bounds the source chooses (or reads the plan a crashed run stored) and returns the chunks
+/// still to copy.
+async fn plan_table(
+    ctx: &SyncContext,
+    pg: &tokio_postgres::Client,
+    my: &mut mysql_async::Conn,
+    t: &TableCopy,
+    mode: WriteMode,
+    progress: &Progress,
+    i: usize,
+) -> Result<Vec<Chunk>> {
+    let existed = ensure_table(ctx, pg, t, mode).await?;
+    let mut plan = state::planned(pg, &ctx.pipeline, &t.schema.id).await?;
+    if plan.is_empty() {
+        if existed && mode == WriteMode::Copy {
+            let rows: i64 = pg
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 1) x",
+                        t.mapping.target.quoted()
+                    ),
+                    &[],
+                )
+                .await?
+                .get(0);
+            if rows > 0 {
+                return Err(anyhow!(
+                    "target table {} already holds rows but was not copied by my2pg; empty it (TRUNCATE {}) \
+                     or exclude {} from the selection",
+                    t.mapping.target,
+                    t.mapping.target.quoted(),
+                    t.schema.id
+                ));
+            }
+        }
+        let bounds = chunk_bounds(my, &t.schema, ctx.snapshot.chunk_rows).await?;
+        let cs: Vec<state::ChunkBounds> = chunks(bounds)
+            .into_iter()
+            .map(|c| (c.index, c.lower, c.upper))
+            .collect();
+        plan = state::plan(pg, &ctx.pipeline, &t.schema.id, &cs).await?;
+    }
+    progress.already(
+        i,
+        plan.iter().filter(|c| c.done).map(|c| c.rows as u64).sum(),
+    );
+    let pending: Vec<Chunk> = plan
+        .into_iter()
+        .filter(|c| !c.done)
+        .map(|c| Chunk {
+            index: c.index,
+            lower: c.lower,
+            upper: c.upper,
+        })
+        .collect();
+    ctx.metrics.set_snapshot_state(
+        &t.schema.id,
+        if pending.is_empty() {
+            SnapshotState::Done
+        } else {
+            SnapshotState::Copying
+        },
+    );
+    info!(table = %t.schema.id, pending = pending.len(), "copy planned");
+    Ok(pending)
 }
 
 /// `Err` (the copy stops) unless the error policy sends rows that cannot be converted to
@@ -475,7 +516,7 @@ async fn reject(
 
 async fn worker(
     ctx: SyncContext,
-    queue: Arc<Mutex<VecDeque<Job>>>,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     tables: Arc<Vec<TableCopy>>,
     progress: Arc<Progress>,
     cap: Arc<RateCap>,
@@ -495,10 +536,9 @@ async fn worker(
         _ => None,
     };
     loop {
-        let job = queue
-            .lock()
-            .map_err(|_| anyhow!("copy queue poisoned"))?
-            .pop_front();
+        // Waits while the next tables are being planned; `None` once all were and the
+        // queue is empty.
+        let job = queue.lock().await.recv().await;
         let Some(job) = job else { break };
         let t = &tables[job.table];
         let started = Instant::now();
