@@ -12,9 +12,13 @@
 //!   like-for-like reference, since a migration needs the real types;
 //! - pgloader (when installed) on the same database.
 //!
+//! my2pg and pgloader run three times each, in turns, and are compared by their medians (one
+//! run each in the CI version).
+//!
 //! Also the peak RSS of my2pg, and again on a shop five times larger, to show memory does not
 //! grow with table size. `MY2PG_BENCH_SCALE=ci` runs a tiny version (CI:
-//! `cargo test --bench snapshot`); `cargo bench --bench snapshot` the full one.
+//! `cargo test --bench snapshot`); `cargo bench --bench snapshot` the full one;
+//! `MY2PG_BENCH_ONLY_MY2PG=1` stops after my2pg's copy of the 1× shop (for profiling).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -53,10 +57,15 @@ async fn shop(servers: &Servers, name: &str, customers: u64) -> (TestDb, u64) {
 
 /// Runs `my2pg sync` until its copy is done (indexes built); returns the time and peak RSS.
 async fn my2pg_copy(db: &TestDb) -> (Duration, f64) {
+    my2pg_copy_with(env!("CARGO_BIN_EXE_my2pg"), db, &db.pg_url).await
+}
+
+/// [`my2pg_copy`] with the given binary, into the PostgreSQL database at `pg_url`.
+async fn my2pg_copy_with(bin: &str, db: &TestDb, pg_url: &str) -> (Duration, f64) {
     let listen = format!("127.0.0.1:{}", my2pg::harness::free_port().unwrap());
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_my2pg"))
-        .args(["sync", "--source", &db.mysql_url, "--target", &db.pg_url])
+    let mut child = Command::new(bin)
+        .args(["sync", "--source", &db.mysql_url, "--target", pg_url])
         .args(["--databases", &db.name, "--listen", &listen])
         .env(
             "RUST_LOG",
@@ -66,7 +75,7 @@ async fn my2pg_copy(db: &TestDb) -> (Duration, f64) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let pg = pg_connect(&db.pg_url).await;
+    let pg = pg_connect(pg_url).await;
     let mut peak: f64 = 0.0;
     loop {
         peak = peak.max(peak_rss_mib(child.id()));
@@ -86,7 +95,8 @@ async fn my2pg_copy(db: &TestDb) -> (Duration, f64) {
             child.try_wait().unwrap().is_none(),
             "my2pg sync exited during the copy"
         );
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        // Polled often: the measured time is the copy's to within a few milliseconds.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let took = started.elapsed();
     let _ = nix::sys::signal::kill(
@@ -291,6 +301,133 @@ fn pgloader(servers: &Servers, db: &TestDb, pg_db: &str) -> Option<(Duration, St
     Some((took, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
+/// The two reference pipes, once each, against my2pg's first run `mine`.
+async fn references(servers: &Servers, db: &TestDb, rows: f64, mine: Duration) {
+    let reference = reference_copy(servers, db, false).await;
+    report(&format!(
+        "reference  {:.2} s = {:.0} rows/s (mariadb --quick | psql \\copy per table into text columns, then the same keys); my2pg/reference {:.2} (target ≥ 0.9)",
+        reference.as_secs_f64(),
+        rows / reference.as_secs_f64(),
+        reference.as_secs_f64() / mine.as_secs_f64()
+    ));
+    let typed = reference_copy(servers, db, true).await;
+    report(&format!(
+        "typed ref  {:.2} s = {:.0} rows/s (the same pipe into tables with my2pg's column types, SELECT converting SET/BIT for PostgreSQL); my2pg/typed reference {:.2}",
+        typed.as_secs_f64(),
+        rows / typed.as_secs_f64(),
+        typed.as_secs_f64() / mine.as_secs_f64()
+    ));
+}
+
+/// One pgloader run into the PostgreSQL database `pg_db` (created by the caller); its time,
+/// or `None` when pgloader is missing or failed.
+async fn pgloader_run(servers: &Servers, db: &TestDb, pg_db: &str, rows: u64) -> Option<f64> {
+    let Some((t, output)) = pgloader(servers, db, pg_db) else {
+        report("pgloader   not run (not installed or failed; apt install pgloader)");
+        return None;
+    };
+    // pgloader exits 0 after skipping tables it cannot load: count what it wrote.
+    let url = db
+        .pg_url
+        .replace(&format!("/{}", db.name), &format!("/{pg_db}"));
+    let pg = pg_connect(&url).await;
+    let mut copied = 0i64;
+    for row in pg
+        .query(
+            "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let name: String = row.get(0);
+        let n: i64 = pg
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        copied += n;
+    }
+    report(&format!(
+        "pgloader   {:.2} s = {:.0} rows/s, {copied} of {rows} rows copied",
+        t.as_secs_f64(),
+        rows as f64 / t.as_secs_f64(),
+    ));
+    if copied != rows as i64 {
+        let tail: Vec<&str> = output.lines().rev().take(25).collect();
+        report(&format!(
+            "pgloader   its summary:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    Some(t.as_secs_f64())
+}
+
+/// A connection to the harness PostgreSQL's `postgres` database, to create and drop databases.
+async fn admin(servers: &Servers) -> tokio_postgres::Client {
+    pg_connect(
+        &servers
+            .postgres
+            .as_ref()
+            .map(|p| p.url("postgres"))
+            .unwrap(),
+    )
+    .await
+}
+
+/// Creates the PostgreSQL database `name` for one run; returns its URL.
+async fn create_database(admin: &tokio_postgres::Client, db: &TestDb, name: &str) -> String {
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    db.pg_url
+        .replace(&format!("/{}", db.name), &format!("/{name}"))
+}
+
+/// Drops a database a run copied into, and checkpoints, so that the next run starts as the
+/// first did: no earlier copy's dirty pages to write out.
+async fn drop_database(admin: &tokio_postgres::Client, name: &str) {
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `MY2PG_BENCH_AB=bin_a:bin_b[:…]`: each binary's copy of the 1× shop, in turns, five
+/// rounds into fresh databases, and each one's median: comparing two builds on a noisy
+/// machine (tuning aid; the benchmark's figures come from the run without it).
+async fn ab(servers: &Servers, db: &TestDb, bins: &str) {
+    let bins: Vec<&str> = bins.split(':').collect();
+    let admin = admin(servers).await;
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+    for round in 0..5 {
+        for (i, bin) in bins.iter().enumerate() {
+            let name = format!("ab_{round}_{i}");
+            let url = create_database(&admin, db, &name).await;
+            let (t, _) = my2pg_copy_with(bin, db, &url).await;
+            report(&format!("{bin}: {:.3} s", t.as_secs_f64()));
+            drop_database(&admin, &name).await;
+            times[i].push(t.as_secs_f64());
+        }
+    }
+    for (bin, mut t) in bins.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        report(&format!(
+            "{bin}: median {:.3} s, best {:.3} s",
+            t[t.len() / 2],
+            t[0]
+        ));
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let ci = std::env::var("MY2PG_BENCH_SCALE").as_deref() == Ok("ci");
@@ -302,83 +439,67 @@ async fn main() {
         "snapshot benchmark: shop of {rows} rows in 5 tables"
     ));
 
-    let (mine, rss) = my2pg_copy(&db).await;
-    let r = rows as f64;
-    report(&format!(
-        "my2pg      {:.2} s = {:.0} rows/s (copy + indexes + foreign keys), peak RSS {rss:.0} MiB",
-        mine.as_secs_f64(),
-        r / mine.as_secs_f64()
-    ));
-    let reference = reference_copy(&servers, &db, false).await;
-    report(&format!(
-        "reference  {:.2} s = {:.0} rows/s (mariadb --quick | psql \\copy per table into text columns, then the same keys); my2pg/reference {:.2} (target ≥ 0.9)",
-        reference.as_secs_f64(),
-        r / reference.as_secs_f64(),
-        reference.as_secs_f64() / mine.as_secs_f64()
-    ));
-    let typed = reference_copy(&servers, &db, true).await;
-    report(&format!(
-        "typed ref  {:.2} s = {:.0} rows/s (the same pipe into tables with my2pg's column types, SELECT converting SET/BIT for PostgreSQL); my2pg/typed reference {:.2}",
-        typed.as_secs_f64(),
-        r / typed.as_secs_f64(),
-        typed.as_secs_f64() / mine.as_secs_f64()
-    ));
-    {
-        let pg = pg_connect(
-            &servers
-                .postgres
-                .as_ref()
-                .map(|p| p.url("postgres"))
-                .unwrap(),
-        )
-        .await;
-        pg.batch_execute("CREATE DATABASE pgl").await.unwrap();
+    if let Ok(bins) = std::env::var("MY2PG_BENCH_AB") {
+        ab(&servers, &db, &bins).await;
+        return;
     }
-    match pgloader(&servers, &db, "pgl") {
-        Some((t, output)) => {
-            // pgloader exits 0 after skipping tables it cannot load: count what it wrote.
-            let url = db.pg_url.replace(&format!("/{}", db.name), "/pgl");
-            let pg = pg_connect(&url).await;
-            let mut copied = 0i64;
-            for row in pg
-                .query(
-                    "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables \
-                     WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
-                    &[],
-                )
-                .await
-                .unwrap()
-            {
-                let name: String = row.get(0);
-                let n: i64 = pg
-                    .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-                    .await
-                    .unwrap()
-                    .get(0);
-                copied += n;
+    // my2pg and pgloader run in turns, `runs` times each, each run into a fresh database,
+    // and are compared by their medians: on this shared machine one run of either can be
+    // 30 % off. The first my2pg run goes into the shop's own database (the typed reference
+    // takes its column types from there); the others' databases are dropped after use.
+    let runs = if ci { 1 } else { 3 };
+    let admin = admin(&servers).await;
+    let r = rows as f64;
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    let mut rss: f64 = 0.0;
+    for run in 0..runs {
+        let (t, peak) = if run == 0 {
+            my2pg_copy(&db).await
+        } else {
+            let name = format!("my2pg_{run}");
+            let url = create_database(&admin, &db, &name).await;
+            let out = my2pg_copy_with(env!("CARGO_BIN_EXE_my2pg"), &db, &url).await;
+            drop_database(&admin, &name).await;
+            out
+        };
+        rss = rss.max(peak);
+        report(&format!(
+            "my2pg      {:.2} s = {:.0} rows/s (copy + indexes + foreign keys), peak RSS {peak:.0} MiB",
+            t.as_secs_f64(),
+            r / t.as_secs_f64()
+        ));
+        mine.push(t.as_secs_f64());
+        if run == 0 {
+            if std::env::var_os("MY2PG_BENCH_ONLY_MY2PG").is_some() {
+                // Profiling and tuning runs: my2pg's copy alone.
+                return;
             }
-            report(&format!(
-                "pgloader   {:.2} s = {:.0} rows/s, {copied} of {rows} rows copied; my2pg/pgloader {:.2} (target ≥ 2.5)",
-                t.as_secs_f64(),
-                r / t.as_secs_f64(),
-                t.as_secs_f64() / mine.as_secs_f64()
-            ));
-            if copied != rows as i64 {
-                let tail: Vec<&str> = output.lines().rev().take(25).collect();
-                report(&format!(
-                    "pgloader   its summary:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            }
+            references(&servers, &db, r, t).await;
         }
-        None => report("pgloader   not run (not installed or failed; apt install pgloader)"),
+        let name = format!("pgl_{run}");
+        create_database(&admin, &db, &name).await;
+        let Some(t) = pgloader_run(&servers, &db, &name, rows).await else {
+            break;
+        };
+        drop_database(&admin, &name).await;
+        theirs.push(t);
+    }
+    let mine_median = median(&mut mine);
+    if !theirs.is_empty() {
+        let theirs_median = median(&mut theirs);
+        report(&format!(
+            "median of {} runs each: my2pg {mine_median:.2} s, pgloader {theirs_median:.2} s; my2pg/pgloader {:.2} (target ≥ 2.5)",
+            mine.len(),
+            theirs_median / mine_median
+        ));
     }
 
     // Memory does not grow with the table: the same copy of a shop five times larger.
     let (big, big_rows) = shop(&servers, "shop5", customers * 5).await;
     let (t5, rss5) = my2pg_copy(&big).await;
     report(&format!(
-        "5× shop    {big_rows} rows in {:.2} s = {:.0} rows/s, peak RSS {rss5:.0} MiB (1×: {rss:.0} MiB; target < 300 MiB)",
+        "5× shop    {big_rows} rows in {:.2} s = {:.0} rows/s, peak RSS {rss5:.0} MiB (1×: at most {rss:.0} MiB; target < 300 MiB)",
         t5.as_secs_f64(),
         big_rows as f64 / t5.as_secs_f64()
     ));
