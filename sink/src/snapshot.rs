@@ -140,10 +140,6 @@ pub async fn plan<C: GenericClient + Sync>(
     table: &TableId,
     chunks: &[ChunkBounds],
 ) -> Result<Vec<PlannedChunk>> {
-    let existing = planned(client, pipeline, table).await?;
-    if !existing.is_empty() {
-        return Ok(existing);
-    }
     let name = table.to_string();
     let mut index = Vec::with_capacity(chunks.len());
     let mut lowers = Vec::with_capacity(chunks.len());
@@ -156,16 +152,30 @@ pub async fn plan<C: GenericClient + Sync>(
         uppers.push(to_json(upper)?);
     }
     // One statement, so the plan is stored whole or not at all: a partial plan would end
-    // in a chunk with an upper bound, and a resumed copy would never read past it.
-    client
+    // in a chunk with an upper bound, and a resumed copy would never read past it. A plan
+    // already stored (a resumed copy keeps its plan) is left as it is and read back.
+    let stored = client
         .execute(
             "INSERT INTO my2pg.snapshot_progress (pipeline, source_table, chunk, lower_key, upper_key, state) \
-             SELECT $1, $2, c, l, u, 'pending' FROM unnest($3::int4[], $4::jsonb[], $5::jsonb[]) AS p(c, l, u)",
+             SELECT $1, $2, c, l, u, 'pending' FROM unnest($3::int4[], $4::jsonb[], $5::jsonb[]) AS p(c, l, u) \
+             WHERE NOT EXISTS (SELECT 1 FROM my2pg.snapshot_progress WHERE pipeline = $1 AND source_table = $2)",
             &[&pipeline, &name, &index, &lowers, &uppers],
         )
         .await
         .map_err(q(format!("planning the chunks of {name}")))?;
-    planned(client, pipeline, table).await
+    if stored == 0 {
+        return planned(client, pipeline, table).await;
+    }
+    Ok(chunks
+        .iter()
+        .map(|(i, lower, upper)| PlannedChunk {
+            index: *i,
+            lower: lower.clone(),
+            upper: upper.clone(),
+            done: false,
+            rows: 0,
+        })
+        .collect())
 }
 
 /// The stored plan of `table` (empty when none).
@@ -267,15 +277,21 @@ async fn insert_ddl<C: GenericClient + Sync>(
     table: &str,
     rows: &[(i32, &String)],
 ) -> Result<()> {
-    for (ordinal, statement) in rows {
-        client
-            .execute(
-                "INSERT INTO my2pg.deferred_ddl (pipeline, source_table, ordinal, statement) VALUES ($1, $2, $3, $4)",
-                &[&pipeline, &table, ordinal, statement],
-            )
-            .await
-            .map_err(q("recording deferred DDL"))?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    // One statement for all of them: the table's preparation runs while other tables are
+    // being copied, where every round trip waits for a busy server.
+    let ordinals: Vec<i32> = rows.iter().map(|(o, _)| *o).collect();
+    let statements: Vec<&str> = rows.iter().map(|(_, s)| s.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO my2pg.deferred_ddl (pipeline, source_table, ordinal, statement) \
+             SELECT $1, $2, o, s FROM unnest($3::int4[], $4::text[]) AS d(o, s)",
+            &[&pipeline, &table, &ordinals, &statements],
+        )
+        .await
+        .map_err(q("recording deferred DDL"))?;
     Ok(())
 }
 
