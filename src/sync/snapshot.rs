@@ -34,14 +34,15 @@
 //! `P_start`: the table is emptied, its chunks are upserted by workers while the applier keeps
 //! applying every change, and its deferred DDL runs once the applier passed the copy's end.
 
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use schemas::{PgValue, Row, SourcePosition, TableMapping, TableSchema};
+use schemas::{PgValue, Row, SourcePosition, TableId, TableMapping, TableSchema};
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -337,7 +338,20 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
         started: Instant::now(),
         rows: AtomicU64::new(0),
     });
-    // Dropping the set (an error below) stops the workers; their chunks roll back.
+    // In copy mode a table's key and plain indexes are built as soon as its last chunk
+    // commits (`build_keys`), beside the copy of the tables after it.
+    let mut keys = tokio::task::JoinSet::new();
+    let copied = (mode == WriteMode::Copy).then(|| {
+        // Room for every table: each is sent once, so sending never waits.
+        let (tx, rx) = mpsc::channel::<TableId>(tables.len().max(1));
+        keys.spawn(build_keys(ctx.clone(), rx));
+        Arc::new(TablesCopied {
+            left: tables.iter().map(|_| AtomicUsize::new(0)).collect(),
+            tx,
+        })
+    });
+    // Dropping the sets (an error below) stops the workers and the builds; chunks roll back
+    // and every build is idempotent.
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..ctx.snapshot.workers.max(1) {
         workers.spawn(worker(
@@ -346,6 +360,7 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
             tables.clone(),
             progress.clone(),
             cap.clone(),
+            copied.clone(),
             mode,
         ));
     }
@@ -354,7 +369,11 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
     let pg = ctx.target.connect().await?;
     'plan: for i in order {
         let t = &tables[i];
-        for chunk in plan_table(ctx, &pg, &mut my, t, mode, &progress, i).await? {
+        let pending = plan_table(ctx, &pg, &mut my, t, mode, &progress, i).await?;
+        if let Some(c) = &copied {
+            c.planned(i, &t.schema.id, pending.len());
+        }
+        for chunk in pending {
             if jobs.send(Job { table: i, chunk }).await.is_err() {
                 break 'plan;
             }
@@ -375,8 +394,10 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
     if let Some(e) = first_error {
         return Err(e);
     }
-    if mode == WriteMode::Copy {
-        build_keys(ctx).await?;
+    // With the workers gone, only this handle keeps the builder's channel open.
+    drop(copied);
+    while let Some(r) = keys.join_next().await {
+        r.map_err(|e| anyhow!("the index builder failed: {e}"))??;
     }
     for t in tables.iter() {
         ctx.metrics
@@ -514,12 +535,46 @@ async fn reject(
     Ok(())
 }
 
+/// Chunks left per table of a copy; a table whose last chunk committed goes to the builder.
+struct TablesCopied {
+    left: Vec<AtomicUsize>,
+    tx: mpsc::Sender<TableId>,
+}
+
+impl TablesCopied {
+    /// Records that table `i` has `chunks` chunks to copy (set before they are queued).
+    fn planned(&self, i: usize, id: &TableId, chunks: usize) {
+        if let Some(left) = self.left.get(i) {
+            left.store(chunks, Ordering::Release);
+        }
+        if chunks == 0 {
+            self.copied(id);
+        }
+    }
+
+    /// Counts a committed chunk of table `i`; the last one hands the table to the builder.
+    fn chunk_committed(&self, i: usize, id: &TableId) {
+        if let Some(left) = self.left.get(i)
+            && left.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.copied(id);
+        }
+    }
+
+    fn copied(&self, id: &TableId) {
+        // The builder is gone only when the copy is failing anyway, and the channel has
+        // room for every table.
+        let _ = self.tx.try_send(id.clone());
+    }
+}
+
 async fn worker(
     ctx: SyncContext,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     tables: Arc<Vec<TableCopy>>,
     progress: Arc<Progress>,
     cap: Arc<RateCap>,
+    copied: Option<Arc<TablesCopied>>,
     mode: WriteMode,
 ) -> Result<()> {
     let mut my = ctx.source.connect().await?;
@@ -649,6 +704,9 @@ async fn worker(
         state::chunk_done(&pg, &ctx.pipeline, &t.schema.id, job.chunk.index, written).await?;
         pg.batch_execute("COMMIT").await?;
         tracing::debug!(table = %t.schema.id, chunk = job.chunk.index, rows = written, ms = started.elapsed().as_millis() as u64, "chunk copied");
+        if let Some(c) = &copied {
+            c.chunk_committed(job.table, &t.schema.id);
+        }
     }
     let _ = my.disconnect().await;
     Ok(())
@@ -685,25 +743,64 @@ pub async fn run_deferred_ddl(
 }
 
 /// Runs the statements recorded to follow the load (the primary keys and plain indexes of
-/// the tables the copy created: one sorted build each instead of one B-tree insert per row).
-/// Runs before streaming starts, since the applier's upserts need the keys. Index builds run
-/// in parallel (several indexes of one table too: `CREATE INDEX` locks allow it), one
-/// connection each, up to the snapshot's worker count; then the primary key constraints are
-/// attached to their indexes. Every statement is idempotent, and the records go only once
-/// all ran, so a crash anywhere here is repaired by the next start.
-async fn build_keys(ctx: &SyncContext) -> Result<()> {
+/// the tables the copy created: one sorted build each instead of one B-tree insert per row),
+/// table by table as `copied` names the tables whose last chunk committed, while the copy
+/// of the others goes on; once the channel closes, whatever else is recorded (a crashed run
+/// may have left a table's statements) and then the records go. This ends before streaming
+/// starts, since the applier's upserts need the keys. Every statement is idempotent and the
+/// records are only deleted once all ran, so a crash anywhere here is repaired by the next
+/// start.
+async fn build_keys(ctx: SyncContext, mut copied: mpsc::Receiver<TableId>) -> Result<()> {
     let pg = ctx.target.connect().await?;
-    let pending = state::pending_after_load(&pg, &ctx.pipeline).await?;
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let (indexes, constraints): (Vec<_>, Vec<_>) = pending
-        .into_iter()
-        .partition(|(_, s)| !s.starts_with("ALTER TABLE"));
     let permits = Arc::new(tokio::sync::Semaphore::new(ctx.snapshot.workers.max(1)));
+    let mut builds = tokio::task::JoinSet::new();
+    let mut started: HashSet<String> = HashSet::new();
+    let mut open = true;
+    while open || !builds.is_empty() {
+        tokio::select! {
+            table = copied.recv(), if open => {
+                let only = table.as_ref().map(ToString::to_string);
+                open = only.is_some();
+                // A copied table's statements (or, at the end, all not yet started).
+                let mut statements: HashMap<String, Vec<String>> = HashMap::new();
+                for (table, sql) in state::pending_after_load(&pg, &ctx.pipeline).await? {
+                    if only.as_ref().is_none_or(|o| *o == table) && !started.contains(&table) {
+                        statements.entry(table).or_default().push(sql);
+                    }
+                }
+                for (table, sql) in statements {
+                    started.insert(table.clone());
+                    builds.spawn(build_table_keys(ctx.target.clone(), permits.clone(), table, sql));
+                }
+            },
+            Some(done) = builds.join_next() => {
+                // The first failure stops the rest (dropping `builds` cancels them).
+                done.map_err(|e| anyhow!("an index build failed: {e}"))??;
+            }
+        }
+    }
+    if !started.is_empty() {
+        state::after_load_done(&pg, &ctx.pipeline).await?;
+        info!("primary keys and indexes of the copied tables built");
+    }
+    Ok(())
+}
+
+/// Builds one table's recorded indexes side by side (several indexes of one table may: the
+/// `CREATE INDEX` lock allows it), one connection each and at most `permits` builds in the
+/// whole copy, then attaches its primary key constraint to its index.
+async fn build_table_keys(
+    target: sink::TargetOptions,
+    permits: Arc<tokio::sync::Semaphore>,
+    table: String,
+    statements: Vec<String>,
+) -> Result<()> {
+    let (indexes, constraints): (Vec<_>, Vec<_>) = statements
+        .into_iter()
+        .partition(|s| !s.starts_with("ALTER TABLE"));
     let mut set = tokio::task::JoinSet::new();
-    for (table, sql) in indexes {
-        let (target, permits) = (ctx.target.clone(), permits.clone());
+    for sql in indexes {
+        let (target, permits, table) = (target.clone(), permits.clone(), table.clone());
         set.spawn(async move {
             let _permit = permits.acquire_owned().await?;
             let pg = target.connect().await?;
@@ -720,19 +817,14 @@ async fn build_keys(ctx: &SyncContext) -> Result<()> {
             Ok::<(), anyhow::Error>(())
         });
     }
-    let mut first_error = None;
     while let Some(r) = set.join_next().await {
-        let r = r
-            .map_err(|e| anyhow!("an index build failed: {e}"))
-            .and_then(|r| r);
-        if let Err(e) = r {
-            first_error.get_or_insert(e);
-        }
+        r.map_err(|e| anyhow!("an index build failed: {e}"))??;
     }
-    if let Some(e) = first_error {
-        return Err(e);
+    if constraints.is_empty() {
+        return Ok(());
     }
-    for (table, sql) in constraints {
+    let pg = target.connect().await?;
+    for sql in constraints {
         let target_table = sql
             .strip_prefix("ALTER TABLE ")
             .and_then(|rest| rest.split(" ADD CONSTRAINT ").next())
@@ -751,7 +843,5 @@ async fn build_keys(ctx: &SyncContext) -> Result<()> {
                 .with_context(|| format!("adding the primary key of {table}: {sql}"))?;
         }
     }
-    state::after_load_done(&pg, &ctx.pipeline).await?;
-    info!("primary keys and indexes of the copied tables built");
     Ok(())
 }
