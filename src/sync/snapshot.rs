@@ -20,10 +20,13 @@
 //! ranges between chunks and the stream, and without a global read point.
 //!
 //! While the replay runs, rows may hold older states than they did right after the copy, and
-//! two rows may transiently claim the same unique value. That is why secondary indexes, unique
-//! keys and foreign keys of copied tables are created only once the applied position has passed
-//! `P_end`, when the target is again a consistent image of the source (`my2pg.deferred_ddl`).
-//! The key itself is created up front: the upserts need it and keys cannot collide transiently.
+//! two rows may transiently claim the same unique value. That is why unique keys and foreign
+//! keys of copied tables are created only once the applied position has passed `P_end`, when
+//! the target is again a consistent image of the source (`my2pg.deferred_ddl`). Keys cannot
+//! collide transiently and plain indexes cannot fail, so a table the copy creates gets its key
+//! and plain indexes (one sorted build each) as soon as its last chunk commits, while other
+//! tables are still copied, and before streaming starts: the upserts need the key. A table
+//! copied again while streaming keeps its key throughout.
 //!
 //! **Resumption.** The chunk plan is stored before copying; a chunk whose rows committed is
 //! marked done in the same transaction, so after a crash only unfinished chunks are copied, each
