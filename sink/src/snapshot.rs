@@ -328,16 +328,19 @@ pub async fn after_load_ddl<C: GenericClient + Sync>(
     insert_ddl(client, pipeline, &table.to_string(), &rows).await
 }
 
-/// The statements recorded by [`after_load_ddl`] that have not run yet: (table, statement).
+/// The statements recorded by [`after_load_ddl`] that have not run yet: (table, statement);
+/// those of `table` only when given.
 pub async fn pending_after_load<C: GenericClient + Sync>(
     client: &C,
     pipeline: &str,
+    table: Option<&TableId>,
 ) -> Result<Vec<(String, String)>> {
+    let table = table.map(ToString::to_string);
     let rows = client
         .query(
             "SELECT source_table, statement FROM my2pg.deferred_ddl WHERE pipeline = $1 AND ordinal < 0 \
-             ORDER BY source_table, ordinal DESC",
-            &[&pipeline],
+             AND ($2::text IS NULL OR source_table = $2) ORDER BY source_table, ordinal DESC",
+            &[&pipeline, &table],
         )
         .await
         .map_err(q("reading post-copy DDL"))?;

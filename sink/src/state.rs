@@ -210,9 +210,11 @@ pub async fn ensure_state<C: GenericClient + Sync>(client: &C) -> Result<()> {
     }
     let mut batch = String::new();
     for (version, sql) in &pending {
-        batch.push_str(sql.trim_end().trim_end_matches(';'));
+        // On a line of its own, the `;` ends the migration even after a trailing comment (an
+        // empty statement after its own `;` is allowed).
+        batch.push_str(sql);
         batch.push_str(&format!(
-            ";\nINSERT INTO my2pg.state_version (version) VALUES ({version});\n"
+            "\n;\nINSERT INTO my2pg.state_version (version) VALUES ({version});\n"
         ));
     }
     let versions: Vec<String> = pending.iter().map(|(v, _)| v.to_string()).collect();

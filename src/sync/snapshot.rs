@@ -385,12 +385,22 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
     drop(jobs);
     let _ = my.disconnect().await;
     let mut first_error = None;
-    while let Some(r) = workers.join_next().await {
-        let r = r
-            .map_err(|e| anyhow!("a copy worker failed: {e}"))
-            .and_then(|r| r);
-        if let Err(e) = r {
-            first_error.get_or_insert(e);
+    loop {
+        tokio::select! {
+            r = workers.join_next() => {
+                let Some(r) = r else { break };
+                let r = r
+                    .map_err(|e| anyhow!("a copy worker failed: {e}"))
+                    .and_then(|r| r);
+                if let Err(e) = r {
+                    first_error.get_or_insert(e);
+                }
+            }
+            // While the workers run, the builder ends only by failing (its channel is still
+            // open): stop the copy now rather than after hours of loading.
+            Some(r) = keys.join_next() => {
+                r.map_err(|e| anyhow!("the index builder failed: {e}"))??;
+            }
         }
     }
     progress.finish();
@@ -754,7 +764,7 @@ pub async fn run_deferred_ddl(
 /// records are only deleted once all ran, so a crash anywhere here is repaired by the next
 /// start.
 async fn build_keys(ctx: SyncContext, mut copied: mpsc::Receiver<TableId>) -> Result<()> {
-    let pg = ctx.target.connect().await?;
+    let pg = Arc::new(ctx.target.connect().await?);
     let permits = Arc::new(tokio::sync::Semaphore::new(ctx.snapshot.workers.max(1)));
     let mut builds = tokio::task::JoinSet::new();
     let mut started: HashSet<String> = HashSet::new();
@@ -762,18 +772,17 @@ async fn build_keys(ctx: SyncContext, mut copied: mpsc::Receiver<TableId>) -> Re
     while open || !builds.is_empty() {
         tokio::select! {
             table = copied.recv(), if open => {
-                let only = table.as_ref().map(ToString::to_string);
-                open = only.is_some();
+                open = table.is_some();
                 // A copied table's statements (or, at the end, all not yet started).
                 let mut statements: HashMap<String, Vec<String>> = HashMap::new();
-                for (table, sql) in state::pending_after_load(&pg, &ctx.pipeline).await? {
-                    if only.as_ref().is_none_or(|o| *o == table) && !started.contains(&table) {
+                for (table, sql) in state::pending_after_load(pg.as_ref(), &ctx.pipeline, table.as_ref()).await? {
+                    if !started.contains(&table) {
                         statements.entry(table).or_default().push(sql);
                     }
                 }
                 for (table, sql) in statements {
                     started.insert(table.clone());
-                    builds.spawn(build_table_keys(ctx.target.clone(), permits.clone(), table, sql));
+                    builds.spawn(build_table_keys(ctx.target.clone(), pg.clone(), permits.clone(), table, sql));
                 }
             },
             Some(done) = builds.join_next() => {
@@ -783,7 +792,7 @@ async fn build_keys(ctx: SyncContext, mut copied: mpsc::Receiver<TableId>) -> Re
         }
     }
     if !started.is_empty() {
-        state::after_load_done(&pg, &ctx.pipeline).await?;
+        state::after_load_done(pg.as_ref(), &ctx.pipeline).await?;
         info!("primary keys and indexes of the copied tables built");
     }
     Ok(())
@@ -791,9 +800,10 @@ async fn build_keys(ctx: SyncContext, mut copied: mpsc::Receiver<TableId>) -> Re
 
 /// Builds one table's recorded indexes side by side (several indexes of one table may: the
 /// `CREATE INDEX` lock allows it), one connection each and at most `permits` builds in the
-/// whole copy, then attaches its primary key constraint to its index.
+/// whole copy, then attaches its primary key constraint to its index on the builder's `pg`.
 async fn build_table_keys(
     target: sink::TargetOptions,
+    pg: Arc<tokio_postgres::Client>,
     permits: Arc<tokio::sync::Semaphore>,
     table: String,
     statements: Vec<String>,
@@ -823,10 +833,6 @@ async fn build_table_keys(
     while let Some(r) = set.join_next().await {
         r.map_err(|e| anyhow!("an index build failed: {e}"))??;
     }
-    if constraints.is_empty() {
-        return Ok(());
-    }
-    let pg = target.connect().await?;
     for sql in constraints {
         let target_table = sql
             .strip_prefix("ALTER TABLE ")
