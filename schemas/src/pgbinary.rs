@@ -209,14 +209,34 @@ pub fn encode_decimal(d: &Decimal, out: &mut Vec<u8>) -> Result<(), BinaryError>
 }
 
 /// The binary `numeric` of an integer: the same bytes as [`encode_decimal`] of its decimal
-/// text, the text formatted on the stack (BIGINT UNSIGNED → numeric(20,0) on the copy's hot
-/// path: no `String` and no `Decimal` per value).
-pub fn encode_integer_numeric<I: itoa::Integer>(
-    i: I,
-    out: &mut Vec<u8>,
-) -> Result<(), BinaryError> {
-    let mut buf = itoa::Buffer::new();
-    encode_decimal_text(buf.format(i), out)
+/// text, computed by division (BIGINT UNSIGNED → numeric(20,0) on the copy's hot path: no
+/// text at all).
+pub fn encode_integer_numeric(negative: bool, abs: u64, out: &mut Vec<u8>) {
+    // u64::MAX has 20 decimal digits: five base-10000 groups, least significant first.
+    let mut groups = [0u16; 5];
+    let mut n = 0;
+    let mut rest = abs;
+    while rest > 0 {
+        groups[n] = (rest % 10_000) as u16;
+        rest /= 10_000;
+        n += 1;
+    }
+    // Zero groups at the low end are left out (dscale 0: they are not fraction digits).
+    let low = groups[..n].iter().take_while(|&&g| g == 0).count();
+    let ndigits = (n - low) as i16;
+    let weight = if n == 0 { 0 } else { n as i16 - 1 };
+    let sign = if negative && n > 0 {
+        NUMERIC_NEG
+    } else {
+        NUMERIC_POS
+    };
+    out.extend_from_slice(&ndigits.to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    for g in groups[low..n].iter().rev() {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
 }
 
 /// [`encode_decimal`] of text in [`Decimal`]'s form (`[-]digits[.digits]`).
@@ -230,31 +250,16 @@ fn encode_decimal_text(text: &str, out: &mut Vec<u8>) -> Result<(), BinaryError>
     let too_large = || BinaryError::TooLarge {
         what: format!("numeric {text}"),
     };
-    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
-        return Err(BinaryError::Decode {
-            ty: "numeric".into(),
-            reason: format!("{text:?} is not decimal text"),
-        });
-    }
-    // The digits as one stream: the integer part left-padded and the fraction right-padded
-    // with zeros to whole groups of four.
-    let int_pad = (4 - int.len() % 4) % 4;
-    let int_groups = (int.len() + int_pad) / 4;
-    let groups = int_groups + frac.len().div_ceil(4);
-    let digit = |p: usize| -> i16 {
-        let b = match p.checked_sub(int_pad) {
-            None => return 0,
-            Some(i) if i < int.len() => int[i],
-            Some(i) => match frac.get(i - int.len()) {
-                Some(&b) => b,
-                None => return 0,
-            },
-        };
-        i16::from(b - b'0')
+    let not_decimal = || BinaryError::Decode {
+        ty: "numeric".into(),
+        reason: format!("{text:?} is not decimal text"),
     };
-    let group = |g: usize| (0..4).fold(0i16, |acc, j| acc * 10 + digit(g * 4 + j));
-    // Each group computed once, on the stack: MySQL's widest DECIMAL(65,30) needs 25 groups;
-    // longer (hand-written) text goes to the heap.
+    // The digits as one stream in groups of four: the integer part as if left-padded with
+    // zeros to whole groups, the fraction right-padded. Each group is computed once, on the
+    // stack: MySQL's widest DECIMAL(65,30) needs 25 groups; longer (hand-written) text goes to
+    // the heap.
+    let int_groups = int.len().div_ceil(4);
+    let groups = int_groups + frac.len().div_ceil(4);
     let mut stack = [0i16; 32];
     let mut heap = Vec::new();
     let all: &mut [i16] = match stack.get_mut(..groups) {
@@ -264,8 +269,29 @@ fn encode_decimal_text(text: &str, out: &mut Vec<u8>) -> Result<(), BinaryError>
             &mut heap
         }
     };
-    for (g, slot) in all.iter_mut().enumerate() {
-        *slot = group(g);
+    let mut g = 0;
+    let mut acc = 0i16;
+    // Digits already in the current group: the integer part's padding counts.
+    let mut filled = (4 - int.len() % 4) % 4;
+    for &b in int.iter().chain(frac) {
+        if !b.is_ascii_digit() {
+            return Err(not_decimal());
+        }
+        acc = acc * 10 + i16::from(b - b'0');
+        filled += 1;
+        if filled == 4 {
+            all[g] = acc;
+            g += 1;
+            acc = 0;
+            filled = 0;
+        }
+    }
+    if filled > 0 {
+        // The fraction's last group, right-padded.
+        for _ in filled..4 {
+            acc *= 10;
+        }
+        all[g] = acc;
     }
     // Zero groups at either end are left out; the weight counts from the first one kept.
     let first = all.iter().position(|&v| v != 0);

@@ -475,12 +475,14 @@ impl ColumnMapping {
             }
             (PgType::Numeric { .. }, Value::UInt(u)) => {
                 return Ok(encode_field_with(out, |out| {
-                    encode_integer_numeric(*u, out)
+                    encode_integer_numeric(false, *u, out);
+                    Ok(())
                 })?);
             }
             (PgType::Numeric { .. }, Value::Int(i)) => {
                 return Ok(encode_field_with(out, |out| {
-                    encode_integer_numeric(*i, out)
+                    encode_integer_numeric(*i < 0, i.unsigned_abs(), out);
+                    Ok(())
                 })?);
             }
             _ => {}

@@ -765,7 +765,7 @@ pub async fn run_deferred_ddl(
 /// start.
 async fn build_keys(ctx: SyncContext, mut copied: mpsc::Receiver<TableId>) -> Result<()> {
     let pg = Arc::new(ctx.target.connect().await?);
-    let permits = Arc::new(tokio::sync::Semaphore::new(ctx.snapshot.workers.max(1)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(ctx.snapshot.index_builds()));
     let mut builds = tokio::task::JoinSet::new();
     let mut started: HashSet<String> = HashSet::new();
     let mut open = true;

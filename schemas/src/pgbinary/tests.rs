@@ -208,3 +208,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The integer fast path writes the bytes of the decimal text path.
+    #[test]
+    fn integer_numerics_match_their_decimal_text(i in any::<i64>(), u in any::<u64>()) {
+        for (negative, abs, text) in [
+            (i < 0, i.unsigned_abs(), i.to_string()),
+            (false, u, u.to_string()),
+            (false, u % 100_000_000, (u % 100_000_000).to_string()),
+        ] {
+            let mut fast = Vec::new();
+            encode_integer_numeric(negative, abs, &mut fast);
+            let mut slow = Vec::new();
+            encode_decimal(&Decimal::parse(&text).unwrap(), &mut slow).unwrap();
+            prop_assert_eq!(fast, slow, "{}", text);
+        }
+    }
+}
+
+#[test]
+fn integer_numeric_edges() {
+    for (negative, abs, text) in [
+        (false, 0, "0"),
+        (false, 10_000, "10000"),
+        (false, u64::MAX, "18446744073709551615"),
+        (true, 1 << 63, "-9223372036854775808"),
+        (true, 100_000_000, "-100000000"),
+    ] {
+        let mut fast = Vec::new();
+        encode_integer_numeric(negative, abs, &mut fast);
+        assert_eq!(fast, bytes(&num(text)), "{text}");
+    }
+}
