@@ -340,7 +340,7 @@ impl SnapshotConfig {
     /// Index builds that may run at once. Each is a CPU-bound sort in one target backend,
     /// beside the copy of the tables still loading; more builds than cores only make them
     /// evict each other's sort memory from the caches (the 1M-row shop of
-    /// `benches/snapshot.rs` on 2 cores: 4 at once took 4–11 % longer than 2, and 1 at once
+    /// `benches/snapshot.rs` on 2 cores: 4 at once took 5–12 % longer than 2, and 1 at once
     /// 15 % longer). This host's cores stand in for the target's, which a client cannot
     /// read; set `index_builds` when PostgreSQL runs on a larger machine.
     pub fn index_builds(&self) -> usize {

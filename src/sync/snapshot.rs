@@ -399,7 +399,14 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
             // While the workers run, the builder ends only by failing (its channel is still
             // open): stop the copy now rather than after hours of loading.
             Some(r) = keys.join_next() => {
-                r.map_err(|e| anyhow!("the index builder failed: {e}"))??;
+                let r = r
+                    .map_err(|e| anyhow!("the index builder failed: {e}"))
+                    .and_then(|r| r);
+                if let Err(e) = r {
+                    // Reported like a worker's error; returning drops (stops) the workers.
+                    first_error.get_or_insert(e);
+                    break;
+                }
             }
         }
     }
