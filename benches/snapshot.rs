@@ -12,7 +12,7 @@
 //!   like-for-like reference, since a migration needs the real types;
 //! - pgloader (when installed) on the same database.
 //!
-//! my2pg and pgloader run three times each, in turns, and are compared by their medians (one
+//! my2pg and pgloader run five times each, in turns, and are compared by their medians (one
 //! run each in the CI version).
 //!
 //! Also the peak RSS of my2pg, and again on a shop five times larger, to show memory does not
@@ -64,6 +64,10 @@ async fn my2pg_copy(db: &TestDb) -> (Duration, f64) {
 async fn my2pg_copy_with(bin: &str, db: &TestDb, pg_url: &str) -> (Duration, f64) {
     let listen = format!("127.0.0.1:{}", my2pg::harness::free_port().unwrap());
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let mut child = Command::new(bin)
         .args(["sync", "--source", &db.mysql_url, "--target", pg_url])
         .args(["--databases", &db.name, "--listen", &listen])
@@ -76,29 +80,40 @@ async fn my2pg_copy_with(bin: &str, db: &TestDb, pg_url: &str) -> (Duration, f64
         .spawn()
         .unwrap();
     let pg = pg_connect(pg_url).await;
-    let mut peak: f64 = 0.0;
-    loop {
-        peak = peak.max(peak_rss_mib(child.id()));
-        let state: Option<String> = pg
+    // The end is when my2pg recorded it (`finished_at`, the clock of this same host), so
+    // polling can be rare: every poll is a query that takes CPU from the copy on a machine
+    // of two cores, and pgloader is measured without any.
+    let finished_at = loop {
+        let done: Option<f64> = pg
             .query_opt(
-                "SELECT state FROM my2pg.snapshot WHERE pipeline = 'default'",
+                "SELECT extract(epoch FROM finished_at)::float8 FROM my2pg.snapshot \
+                 WHERE pipeline = 'default' AND state = 'done'",
                 &[],
             )
             .await
             .ok()
             .flatten()
             .map(|r| r.get(0));
-        if state.as_deref() == Some("done") {
-            break;
+        if let Some(at) = done {
+            break at;
         }
         assert!(
             child.try_wait().unwrap().is_none(),
             "my2pg sync exited during the copy"
         );
-        // Polled often: the measured time is the copy's to within a few milliseconds.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let took = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // VmHWM: the process's peak resident set so far, read while it still runs.
+    let peak = peak_rss_mib(child.id());
+    let polled = started.elapsed();
+    // Both clocks are this host's; if the wall clock stepped meanwhile, the poll's time.
+    let took = Duration::try_from_secs_f64(finished_at - started_at)
+        .ok()
+        .filter(|t| *t <= polled)
+        .unwrap_or_else(|| {
+            report("my2pg      finished_at is off this host's clock; timed by the poll instead");
+            polled
+        });
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -364,6 +379,39 @@ async fn pgloader_run(servers: &Servers, db: &TestDb, pg_db: &str, rows: u64) ->
     Some(t.as_secs_f64())
 }
 
+/// Waits until neither server is still working off an earlier step, so that every measured
+/// run starts from the same quiet state whichever ran before it: MariaDB's dirty pages (the
+/// seeding's) flushed, and a PostgreSQL checkpoint (the previous run's dirty buffers written).
+async fn settle(admin: &tokio_postgres::Client, db: &TestDb) {
+    let mut my = mysql_async::Conn::from_url(db.mysql_url.as_str())
+        .await
+        .unwrap();
+    let pct: String = my
+        .query_first("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+        .await
+        .unwrap()
+        .unwrap();
+    my.query_drop("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let dirty: Option<(String, u64)> = my
+            .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            .await
+            .unwrap();
+        if dirty.is_none_or(|(_, n)| n == 0) || Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    my.query_drop(format!("SET GLOBAL innodb_max_dirty_pages_pct = {pct}"))
+        .await
+        .unwrap();
+    let _ = my.disconnect().await;
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+}
+
 /// A connection to the harness PostgreSQL's `postgres` database, to create and drop databases.
 async fn admin(servers: &Servers) -> tokio_postgres::Client {
     pg_connect(
@@ -412,6 +460,7 @@ async fn ab(servers: &Servers, db: &TestDb, bins: &str) {
         for (i, bin) in bins.iter().enumerate() {
             let name = format!("ab_{round}_{i}");
             let url = create_database(&admin, db, &name).await;
+            settle(&admin, db).await;
             let (t, _) = my2pg_copy_with(bin, db, &url).await;
             report(&format!("{bin}: {:.3} s", t.as_secs_f64()));
             drop_database(&admin, &name).await;
@@ -433,7 +482,12 @@ async fn main() {
     let ci = std::env::var("MY2PG_BENCH_SCALE").as_deref() == Ok("ci");
     // 46,000 customers give about one million rows in the five tables.
     let customers = if ci { 700 } else { 46_000 };
-    let servers = Servers::start(MariaDbOptions::default(), PostgresOptions::default()).unwrap();
+    // Autovacuum off: it would vacuum and analyse what one run loaded while the next one
+    // runs, taking CPU from whichever tool comes next (each run is followed by another).
+    let quiet = PostgresOptions {
+        settings: vec![("autovacuum".into(), "off".into())],
+    };
+    let servers = Servers::start(MariaDbOptions::default(), quiet).unwrap();
     let (db, rows) = shop(&servers, "shop", customers).await;
     report(&format!(
         "snapshot benchmark: shop of {rows} rows in 5 tables"
@@ -447,8 +501,11 @@ async fn main() {
     // and are compared by their medians: on this shared machine one run of either can be
     // 30 % off. The first my2pg run goes into the shop's own database (the typed reference
     // takes its column types from there); the others' databases are dropped after use.
-    let runs = if ci { 1 } else { 3 };
+    // Five: on this shared machine a run of either tool can be 40 % off its neighbours, and
+    // a median of three still moved the ratio by ±0.15 from one benchmark run to the next.
+    let runs = if ci { 1 } else { 5 };
     let admin = admin(&servers).await;
+    settle(&admin, &db).await;
     let r = rows as f64;
     let mut mine = Vec::new();
     let mut theirs = Vec::new();
@@ -459,6 +516,7 @@ async fn main() {
         } else {
             let name = format!("my2pg_{run}");
             let url = create_database(&admin, &db, &name).await;
+            settle(&admin, &db).await;
             let out = my2pg_copy_with(env!("CARGO_BIN_EXE_my2pg"), &db, &url).await;
             drop_database(&admin, &name).await;
             out
@@ -475,10 +533,12 @@ async fn main() {
                 // Profiling and tuning runs: my2pg's copy alone.
                 return;
             }
+            settle(&admin, &db).await;
             references(&servers, &db, r, t).await;
         }
         let name = format!("pgl_{run}");
         create_database(&admin, &db, &name).await;
+        settle(&admin, &db).await;
         let Some(t) = pgloader_run(&servers, &db, &name, rows).await else {
             break;
         };
@@ -497,6 +557,7 @@ async fn main() {
 
     // Memory does not grow with the table: the same copy of a shop five times larger.
     let (big, big_rows) = shop(&servers, "shop5", customers * 5).await;
+    settle(&admin, &big).await;
     let (t5, rss5) = my2pg_copy(&big).await;
     report(&format!(
         "5× shop    {big_rows} rows in {:.2} s = {:.0} rows/s, peak RSS {rss5:.0} MiB (1×: at most {rss:.0} MiB; target < 300 MiB)",

@@ -387,7 +387,9 @@ pub async fn done<C: GenericClient + Sync>(client: &C, pipeline: &str) -> Result
         .map_err(q("clearing deferred DDL"))?;
     client
         .execute(
-            "UPDATE my2pg.snapshot SET state = 'done', finished_at = now() WHERE pipeline = $1",
+            // `clock_timestamp()`, not `now()`: the transaction began before the deferred
+            // indexes were built, and the copy is finished only once they are.
+            "UPDATE my2pg.snapshot SET state = 'done', finished_at = clock_timestamp() WHERE pipeline = $1",
             &[&pipeline],
         )
         .await
