@@ -499,10 +499,9 @@ async fn main() {
     }
     // my2pg and pgloader run in turns, `runs` times each, each run into a fresh database,
     // and are compared by their medians: on this shared machine one run of either can be
-    // 30 % off. The first my2pg run goes into the shop's own database (the typed reference
-    // takes its column types from there); the others' databases are dropped after use.
-    // Five: on this shared machine a run of either tool can be 40 % off its neighbours, and
-    // a median of three still moved the ratio by ±0.15 from one benchmark run to the next.
+    // 40 % off its neighbours, and a median of three still moved the ratio by ±0.15 from one
+    // benchmark run to the next. The first my2pg run goes into the shop's own database (the
+    // typed reference takes its column types from there); the others' are dropped after use.
     let runs = if ci { 1 } else { 5 };
     let admin = admin(&servers).await;
     settle(&admin, &db).await;
