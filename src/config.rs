@@ -334,6 +334,9 @@ pub struct SnapshotConfig {
     /// Keys and indexes built at once after each table's load; unset: one per core of this
     /// host, at most `workers` (see [`SnapshotConfig::index_builds`]).
     pub index_builds: Option<usize>,
+    /// Seconds between progress lines in the log (when stderr is not a terminal; a terminal
+    /// shows progress bars instead).
+    pub progress_log_secs: u64,
 }
 
 impl SnapshotConfig {
@@ -358,6 +361,7 @@ impl Default for SnapshotConfig {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             max_rows_per_second: None,
             index_builds: None,
+            progress_log_secs: 60,
         }
     }
 }

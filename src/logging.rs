@@ -2,6 +2,8 @@
 //! crates, `warn` for dependencies). Logs go to stderr so that stdout stays for reports (JSON
 //! output of `verify`, `check`, `inspect-binlog`).
 
+use std::io::IsTerminal as _;
+
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
@@ -28,8 +30,11 @@ pub fn init(format: LogFormat) {
 /// logs only warnings unless `RUST_LOG` says otherwise).
 pub fn init_with_default(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal: a log file or journald gets plain `key=value` text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),

@@ -25,6 +25,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("my2pg_snapshot_rows_total", "counter"),
     ("my2pg_snapshot_chunks_total", "counter"),
     ("my2pg_snapshot_state", "gauge"),
+    ("my2pg_snapshot_rows_estimated", "gauge"),
+    ("my2pg_snapshot_rows_per_second", "gauge"),
+    ("my2pg_snapshot_eta_seconds", "gauge"),
     ("my2pg_verify_rows_compared_total", "counter"),
     ("my2pg_drift_rows", "gauge"),
     ("my2pg_binlog_runway_seconds", "gauge"),
@@ -331,6 +334,7 @@ async fn metrics_parse_as_prometheus_text_and_every_series_moves() {
     m.apply_batch_finished(Duration::from_millis(30));
     m.set_snapshot_state(&orders, SnapshotState::Copying);
     t.snapshot_chunk_copied(1000);
+    t.snapshot_progress(5000, 1000, 4);
     t.verify_rows_compared(1000);
     m.set_drift_rows(&orders, 2);
     m.set_binlog_runway(Some(Duration::from_secs(7200)));
@@ -394,6 +398,13 @@ async fn metrics_parse_as_prometheus_text_and_every_series_moves() {
         value(&after, "my2pg_snapshot_chunks_total", &orders_label),
         1.0
     );
+    for (name, want) in [
+        ("my2pg_snapshot_rows_estimated", 5000.0),
+        ("my2pg_snapshot_rows_per_second", 1000.0),
+        ("my2pg_snapshot_eta_seconds", 4.0),
+    ] {
+        assert_eq!(value(&after, name, &orders_label), want, "{name}");
+    }
     let state = |s: &'static str| [("table", "shop.orders"), ("state", s)];
     assert_eq!(
         value(&after, "my2pg_snapshot_state", &state("copying")),

@@ -16,11 +16,12 @@ use my2pg::sync::{self, Exit, SyncOptions};
 use rand::Rng;
 use tokio::sync::watch;
 
-/// Updates, inserts and deletes on `t` until `stop`.
-async fn writes(url: String, mut stop: watch::Receiver<bool>, max_id: i64) -> u64 {
+/// Updates, inserts and deletes on `t` until `stop`: how many, and the longest one took.
+async fn writes(url: String, mut stop: watch::Receiver<bool>, max_id: i64) -> (u64, Duration) {
     let mut c = my_conn(&url).await;
     let mut next = max_id;
     let mut n = 0;
+    let mut longest = Duration::ZERO;
     while !*stop.borrow() {
         let (k, a) = {
             let mut r = rand::rng();
@@ -35,11 +36,13 @@ async fn writes(url: String, mut stop: watch::Receiver<bool>, max_id: i64) -> u6
             7..=8 => format!("DELETE FROM t WHERE id = {a}"),
             _ => format!("UPDATE t SET d = d - 1 WHERE id BETWEEN {a} AND {}", a + 50),
         };
+        let took = std::time::Instant::now();
         exec(&mut c, &sql).await;
+        longest = longest.max(took.elapsed());
         n += 1;
         let _ = tokio::time::timeout(Duration::from_millis(1), stop.changed()).await;
     }
-    n
+    (n, longest)
 }
 
 async fn big_table(db: &harness::TestDb, rows: u64) {
@@ -57,6 +60,87 @@ async fn big_table(db: &harness::TestDb, rows: u64) {
         ),
     )
     .await;
+}
+
+/// `t` with `rows` rows ([`big_table`]) and a 100-row table `small`; a connection to the
+/// source database.
+async fn big_and_small(db: &harness::TestDb, rows: u64, small: &str) -> mysql_async::Conn {
+    big_table(db, rows).await;
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        &format!(
+            "CREATE TABLE {small} (id INT PRIMARY KEY, v INT); \
+             INSERT INTO {small} SELECT seq, seq FROM seq_1_to_100"
+        ),
+    )
+    .await;
+    c
+}
+
+/// A config file for `my2pg sync` on the test's databases, with `tables` added to
+/// `[tables]` and `snapshot` as `[snapshot]`.
+fn config_file(db: &harness::TestDb, tables: &str, snapshot: &str) -> tempfile::NamedTempFile {
+    let mut cfg = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    write!(
+        cfg,
+        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[tables]\ndatabases = [\"{}\"]\n{tables}\n\
+         [sync]\nserver_id = {}\nheartbeat_interval_ms = 0\n\
+         [snapshot]\n{snapshot}\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n",
+        db.mysql_url,
+        db.pg_url,
+        db.name,
+        unique_server_id()
+    )
+    .unwrap();
+    cfg
+}
+
+/// `my2pg sync --config cfg args…` as a child process, its log (info) to `stderr`.
+fn spawn_sync(cfg: &std::path::Path, args: &[&str], stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_my2pg"))
+        .arg("sync")
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// The finished chunks of `table`: number, rows and when it was copied (a chunk copied again
+/// gets a new time).
+async fn done_chunks(
+    pg: &tokio_postgres::Client,
+    db: &harness::TestDb,
+    table: &str,
+) -> Vec<(i32, i64, String)> {
+    pg.query(
+        "SELECT chunk, rows_copied, copied_at::text FROM my2pg.snapshot_progress \
+         WHERE state = 'done' AND source_table = $1 ORDER BY chunk",
+        &[&format!("{}.{table}", db.name)],
+    )
+    .await
+    .map(|rows| {
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default()
+}
+
+/// Chunks planned for `table` (0 before its copy started).
+async fn planned_chunks(pg: &tokio_postgres::Client, db: &harness::TestDb, table: &str) -> i64 {
+    pg.query_one(
+        "SELECT count(*) FROM my2pg.snapshot_progress WHERE source_table = $1",
+        &[&format!("{}.{table}", db.name)],
+    )
+    .await
+    .map(|r| r.get(0))
+    .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,8 +168,14 @@ async fn two_hundred_thousand_rows_copied_under_writes_then_streamed_exactly() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_load.send(true).unwrap();
-    let written = load.await.unwrap();
+    let (written, longest) = load.await.unwrap();
     assert!(written > 100, "only {written} writes ran during the copy");
+    // The copy takes no lock the application waits on: each chunk reads a consistent
+    // snapshot, and InnoDB's shared metadata lock it holds meanwhile blocks only DDL.
+    assert!(
+        longest < Duration::from_secs(1),
+        "a write waited {longest:?} during the copy"
+    );
     wait_identical(&db, &["t"], Duration::from_secs(180)).await;
     stop_tx.send(true).unwrap();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
@@ -95,54 +185,14 @@ async fn two_hundred_thousand_rows_copied_under_writes_then_streamed_exactly() {
 async fn a_kill_during_the_copy_does_not_read_finished_chunks_again() {
     let db = harness::shared().fresh("snap_kill").await.unwrap();
     big_table(&db, 200_000).await;
-    let mut cfg = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    write!(
-        cfg,
-        "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[tables]\ndatabases = [\"{}\"]\n\
-         [sync]\nserver_id = {}\nheartbeat_interval_ms = 0\n\
-         [snapshot]\nchunk_rows = 10000\nworkers = 1\nmax_rows_per_second = 40000\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n",
-        db.mysql_url,
-        db.pg_url,
-        db.name,
-        unique_server_id()
-    )
-    .unwrap();
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_my2pg"))
-            .arg("sync")
-            .arg("--config")
-            .arg(cfg.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let (pg, conn) = tokio_postgres::connect(&db.pg_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let done_chunks = || async {
-        pg.query(
-            "SELECT chunk, rows_copied, copied_at::text FROM my2pg.snapshot_progress \
-             WHERE state = 'done' ORDER BY chunk",
-            &[],
-        )
-        .await
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r.get::<_, i32>(0),
-                        r.get::<_, i64>(1),
-                        r.get::<_, String>(2),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-    };
+    let cfg = config_file(
+        &db,
+        "",
+        "chunk_rows = 10000\nworkers = 1\nmax_rows_per_second = 40000",
+    );
+    let spawn = || spawn_sync(cfg.path(), &[], Stdio::null());
+    let pg = pg_client(&db.pg_url).await;
+    let done_chunks = || done_chunks(&pg, &db, "t");
     let mut child = spawn();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while done_chunks().await.len() < 4 {
@@ -157,11 +207,7 @@ async fn a_kill_during_the_copy_does_not_read_finished_chunks_again() {
     let before = done_chunks().await;
     // About 20 chunks of 10,000 rows: exactly 20 when the key is walked, about 20 when the
     // bounds are computed from the integer key's ends and the server's row estimate.
-    let planned: i64 = pg
-        .query_one("SELECT count(*) FROM my2pg.snapshot_progress", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let planned = planned_chunks(&pg, &db, "t").await;
     assert!((10..=40).contains(&planned), "{planned} chunks planned");
     assert!(
         (before.len() as i64) < planned,
@@ -335,5 +381,305 @@ async fn keys_differing_in_case_and_accents_under_a_case_insensitive_collation()
     .await;
     wait_identical(&db, &["comp", "single"], Duration::from_secs(60)).await;
     stop_tx.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
+/// `--snapshot-only` copies, stops, and prints the position the next `sync` streams from;
+/// that `sync` copies nothing again and applies what was written in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_only_stops_after_the_copy_and_names_where_streaming_resumes() {
+    let db = harness::shared().fresh("snap_only").await.unwrap();
+    big_table(&db, 5000).await;
+    let cfg = config_file(&db, "", "chunk_rows = 1000");
+    let out = Command::new(env!("CARGO_BIN_EXE_my2pg"))
+        .args(["sync", "--snapshot-only", "--config"])
+        .arg(cfg.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pg = pg_client(&db.pg_url).await;
+    let checkpoint: String = pg
+        .query_one("SELECT position FROM my2pg.checkpoint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        stdout.contains(&format!("will stream from {checkpoint}")),
+        "{stdout:?} does not name the checkpoint {checkpoint}"
+    );
+    // Copied, and nothing streamed yet.
+    assert_eq!(
+        table_digests(&db, "t").await.map(|(s, d)| s == d),
+        Some(true)
+    );
+    let copied = done_chunks(&pg, &db, "t").await;
+    assert_eq!(copied.len(), 5, "{copied:?}");
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "UPDATE t SET v = 'changed while nothing ran' WHERE id < 100; DELETE FROM t WHERE id > 4900; \
+         INSERT INTO t VALUES (9000, 'new', 1.5, NOW(6))",
+    )
+    .await;
+    let mut cfg = sync_config(&db);
+    cfg.snapshot.chunk_rows = 1000;
+    let (stop, run) = start(cfg).await;
+    wait_identical(&db, &["t"], Duration::from_secs(60)).await;
+    assert_eq!(
+        done_chunks(&pg, &db, "t").await,
+        copied,
+        "nothing copied again"
+    );
+    stop.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
+/// `--resnapshot db.t` copies `t` again from scratch while the applier keeps streaming every
+/// table (a row written to another table arrives before the copy ends), under a write load
+/// on `t` itself and at the configured rows/s cap; the result is exact, the other table is
+/// not copied again, and `t`'s index is rebuilt after the copy. Progress shows in metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resnapshot_copies_one_table_again_while_streaming_goes_on() {
+    let db = harness::shared().fresh("snap_again").await.unwrap();
+    let mut c = big_and_small(&db, 20_000, "other").await;
+    let mut cfg = sync_config(&db);
+    cfg.snapshot.chunk_rows = 1000;
+    let (stop, run) = start(cfg.clone()).await;
+    wait_identical(&db, &["t", "other"], Duration::from_secs(60)).await;
+    stop.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+    // The target's `t` goes wrong behind my2pg's back: only a new copy mends it.
+    let pg = pg_client(&db.pg_url).await;
+    let rel = format!("\"{}\".t", db.name);
+    pg.batch_execute(&format!(
+        "DELETE FROM {rel} WHERE id % 3 = 0; UPDATE {rel} SET v = 'wrong' WHERE id % 3 = 1"
+    ))
+    .await
+    .unwrap();
+    let other_copied = done_chunks(&pg, &db, "other").await;
+    let t_copied = done_chunks(&pg, &db, "t").await;
+
+    let cap = 4000u64;
+    cfg.snapshot.max_rows_per_second = Some(cap);
+    cfg.snapshot.workers = 2;
+    let metrics = my2pg::metrics::Metrics::new().unwrap();
+    let opts = SyncOptions {
+        resnapshot: vec![schemas::TableId::new(&db.name, "t")],
+        ..SyncOptions::default()
+    };
+    let (stop_load, load_rx) = watch::channel(false);
+    let load = tokio::spawn(writes(db.mysql_db_url.clone(), load_rx, 20_000));
+    let started = std::time::Instant::now();
+    let (stop, mut run) = start_with(&cfg, opts, metrics.clone());
+    // The copy is under way…
+    wait_while_running(&mut run, "the new copy of t starts", || async {
+        done_chunks(&pg, &db, "t")
+            .await
+            .iter()
+            .any(|c| !t_copied.contains(c))
+    })
+    .await;
+    // …and a row written elsewhere meanwhile is streamed before it ends.
+    exec(&mut c, "INSERT INTO other VALUES (1000, 1)").await;
+    let other_rel = format!("\"{}\".other", db.name);
+    wait_while_running(&mut run, "the row in other arrives", || async {
+        pg.query_opt(&format!("SELECT 1 FROM {other_rel} WHERE id = 1000"), &[])
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let (done, planned) = (
+        done_chunks(&pg, &db, "t").await.len() as i64,
+        planned_chunks(&pg, &db, "t").await,
+    );
+    assert!(
+        done < planned,
+        "the row arrived only after the copy ({done} of {planned} chunks)"
+    );
+    wait_while_running(&mut run, "the copy of t ends", || async {
+        done_chunks(&pg, &db, "t").await.len() as i64 == planned
+    })
+    .await;
+    let took = started.elapsed();
+    stop_load.send(true).unwrap();
+    let (written, _) = load.await.unwrap();
+    assert!(written > 50, "only {written} writes during the copy");
+    wait_identical(&db, &["t", "other"], Duration::from_secs(120)).await;
+    // 20,000 rows at most `cap` per second.
+    assert!(
+        took >= Duration::from_secs_f64(0.9 * 20_000.0 / cap as f64),
+        "copied in {took:?}, above the cap"
+    );
+    assert_eq!(
+        done_chunks(&pg, &db, "other").await,
+        other_copied,
+        "other was not copied again"
+    );
+    // The secondary index dropped for the copy is back once streaming passed its end.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending: i64 = pg
+            .query_one("SELECT count(*) FROM my2pg.deferred_ddl", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let indexes: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM pg_index WHERE indrelid = to_regclass($1)",
+                &[&rel],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 && indexes == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} deferred statements left, {indexes} indexes on t"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = metrics.encode().unwrap();
+    let sample = |name: &str| -> f64 {
+        let prefix = format!("{name}{{table=\"{}.t\"}} ", db.name);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(sample("my2pg_snapshot_rows_total") >= 20_000.0);
+    assert!(sample("my2pg_snapshot_rows_estimated") > 0.0);
+    let rate = sample("my2pg_snapshot_rows_per_second");
+    assert!(
+        rate > 0.0 && rate <= 1.2 * cap as f64,
+        "{rate} rows/s against a cap of {cap}"
+    );
+    assert_eq!(sample("my2pg_snapshot_eta_seconds"), 0.0);
+    stop.send(true).unwrap();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+}
+
+/// A table added to the selection later is copied on the next start while streaming goes on;
+/// a kill -9 in the middle of that copy keeps its finished chunks, and the next start copies
+/// only the rest (before this, a copy interrupted after the first one was never finished).
+/// Without a terminal, progress is logged per table at `progress_log_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_added_later_is_copied_on_the_next_start_and_resumed_after_a_kill() {
+    let db = harness::shared().fresh("snap_added").await.unwrap();
+    let mut c = big_and_small(&db, 30_000, "first").await;
+    let pg = pg_client(&db.pg_url).await;
+    let snapshot =
+        "chunk_rows = 1000\nworkers = 1\nmax_rows_per_second = 5000\nprogress_log_secs = 1";
+    let without_t = config_file(&db, &format!("exclude = [\"{}.t\"]", db.name), snapshot);
+    let mut child = spawn_sync(without_t.path(), &[], Stdio::null());
+    wait_identical(&db, &["first"], Duration::from_secs(60)).await;
+    assert_eq!(planned_chunks(&pg, &db, "t").await, 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let with_t = config_file(&db, "", snapshot);
+    let (stop_load, load_rx) = watch::channel(false);
+    let load = tokio::spawn(writes(db.mysql_db_url.clone(), load_rx, 30_000));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = spawn_sync(with_t.path(), &[], Stdio::from(log.reopen().unwrap()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while done_chunks(&pg, &db, "t").await.len() < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "t is not copied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Streaming goes on meanwhile.
+    exec(&mut c, "INSERT INTO first VALUES (1000, 1)").await;
+    let first_rel = format!("\"{}\".first", db.name);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pg
+        .query_opt(&format!("SELECT 1 FROM {first_rel} WHERE id = 1000"), &[])
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "streaming stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = done_chunks(&pg, &db, "t").await;
+    let planned = planned_chunks(&pg, &db, "t").await;
+    assert!(
+        (before.len() as i64) < planned,
+        "the copy ended before the kill"
+    );
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let progress: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("copying") && l.contains(&format!("{}.t", db.name)))
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.contains("rows_per_second=") && l.contains("eta_seconds=")),
+        "no progress line for t in:\n{text}"
+    );
+
+    let mut child = spawn_sync(with_t.path(), &[], Stdio::null());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while (done_chunks(&pg, &db, "t").await.len() as i64) < planned {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy was not resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_load.send(true).unwrap();
+    load.await.unwrap();
+    wait_identical(&db, &["t", "first"], Duration::from_secs(120)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = done_chunks(&pg, &db, "t").await;
+    for b in &before {
+        assert!(after.contains(b), "chunk {} was copied again", b.0);
+    }
+}
+
+/// Keys the server orders differently from their bytes or text: VARBINARY (bytes, with
+/// zero bytes and high bytes), DATETIME(6) (with fractions), and a composite key led by a
+/// string; cut into many chunks, copied exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn varbinary_datetime_and_composite_string_keys_are_cut_by_the_server() {
+    let db = harness::shared().fresh("snap_keys").await.unwrap();
+    let mut c = my_conn(&db.mysql_db_url).await;
+    exec(
+        &mut c,
+        "CREATE TABLE bin (k VARBINARY(16) PRIMARY KEY, v INT);
+         INSERT INTO bin SELECT UNHEX(LPAD(HEX(seq * 7919 % 65536), 4, '0')), seq FROM seq_1_to_300;
+         INSERT INTO bin VALUES (0x00, -1), (0x0000, -2), (0xFF, -3), (0xFFFF00, -4);
+         CREATE TABLE times (at DATETIME(6) PRIMARY KEY, v INT);
+         INSERT INTO times SELECT TIMESTAMP '2024-02-28 23:59:59.999999' + INTERVAL seq * 37 SECOND \
+           - INTERVAL seq MICROSECOND, seq FROM seq_1_to_300;
+         CREATE TABLE pairs (s VARCHAR(8) COLLATE utf8mb4_unicode_ci, n INT, v INT, \
+           PRIMARY KEY (s, n)) CHARACTER SET utf8mb4;
+         INSERT INTO pairs SELECT ELT(seq % 5 + 1, 'b', 'Á', 'a', 'ß', 'ss0'), seq, seq \
+           FROM seq_1_to_300",
+    )
+    .await;
+    let mut cfg = sync_config(&db);
+    cfg.snapshot.chunk_rows = 17;
+    cfg.snapshot.workers = 3;
+    let (stop, run) = start(cfg).await;
+    wait_identical(&db, &["bin", "times", "pairs"], Duration::from_secs(60)).await;
+    let pg = pg_client(&db.pg_url).await;
+    for t in ["bin", "times", "pairs"] {
+        let n = planned_chunks(&pg, &db, t).await;
+        assert!(n >= 10, "{t}: {n} chunks");
+    }
+    stop.send(true).unwrap();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
 }

@@ -352,13 +352,106 @@ pub async fn read_chunk(
     batch_rows: usize,
     out: &tokio::sync::mpsc::Sender<Vec<Row>>,
 ) -> Result<u64> {
+    begin_snapshot(conn, &schema.id).await?;
+    read_open_chunk(conn, schema, chunk, batch_rows, out).await
+}
+
+/// Starts the consistent snapshot a chunk is read in ([`read_open_chunk`] reads and ends it).
+pub async fn begin_snapshot(conn: &mut Conn, table: &TableId) -> Result<()> {
     prepare_session(conn).await?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         .await
-        .map_err(q(format!(
-            "starting a consistent snapshot of {}",
-            schema.id
-        )))?;
+        .map_err(q(format!("starting a consistent snapshot of {table}")))
+}
+
+/// Ends a snapshot started by [`begin_snapshot`] without reading it.
+pub async fn abandon_snapshot(conn: &mut Conn) -> Result<()> {
+    conn.query_drop("ROLLBACK")
+        .await
+        .map_err(q("ending a snapshot transaction"))
+}
+
+/// MariaDB only: the GTID position the open consistent snapshot shows, exactly: every
+/// transaction in it is visible to the snapshot and no later one is. MariaDB reports the
+/// binlog coordinate of a `WITH CONSISTENT SNAPSHOT` transaction in the status variables
+/// `binlog_snapshot_file` and `binlog_snapshot_position` (taken atomically with the snapshot,
+/// without a lock), and `BINLOG_GTID_POS` turns it into GTIDs. `None` on MySQL, which reports
+/// no such position.
+pub async fn snapshot_gtid_pos(
+    conn: &mut Conn,
+) -> Result<Option<(schemas::MariaGtidPos, schemas::BinlogCoord)>> {
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(q("reading the snapshot's binlog position"))?;
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+    else {
+        return Ok(None);
+    };
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let pos: u64 = pos.parse().map_err(|_| ReaderError::Decode {
+        at: "binlog_snapshot_position".into(),
+        reason: format!("{pos:?} is not a byte offset"),
+    })?;
+    let gtid: Option<String> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file.as_str(), pos))
+        .await
+        .map_err(q("converting the snapshot's binlog position to GTIDs"))?;
+    let Some(gtid) = gtid else {
+        return Ok(None);
+    };
+    let gtid =
+        gtid.parse().map_err(
+            |e: schemas::position::PositionParseError| ReaderError::Decode {
+                at: "BINLOG_GTID_POS".into(),
+                reason: e.to_string(),
+            },
+        )?;
+    Ok(Some((gtid, schemas::BinlogCoord::new(file, pos))))
+}
+
+/// Where streaming starts for a copy beginning now. On MariaDB, the position of a consistent
+/// snapshot ([`snapshot_gtid_pos`]): every transaction up to it is visible to every chunk
+/// snapshot taken afterwards. A position read from `@@gtid_binlog_pos` could name a
+/// transaction already in the binlog but not yet committed in InnoDB, which a chunk starting
+/// at that moment would not see and streaming would not replay. MySQL reports no snapshot
+/// position: its current position is used.
+pub async fn start_position(conn: &mut Conn) -> Result<schemas::SourcePosition> {
+    let info = crate::preflight::ServerInfo::read(conn).await?;
+    if info.flavor == crate::preflight::Flavor::Mariadb {
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(q("starting a consistent snapshot"))?;
+        let seen = snapshot_gtid_pos(conn).await;
+        conn.query_drop("COMMIT")
+            .await
+            .map_err(q("ending a snapshot transaction"))?;
+        if let Some((pos, coord)) = seen? {
+            return Ok(schemas::SourcePosition::MariaGtid {
+                pos,
+                coord: Some(coord),
+            });
+        }
+    }
+    crate::binlog::stream::current_position(conn).await
+}
+
+/// Reads one chunk in the snapshot [`begin_snapshot`] started, like [`read_chunk`], and ends
+/// the snapshot.
+pub async fn read_open_chunk(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    chunk: &Chunk,
+    batch_rows: usize,
+    out: &tokio::sync::mpsc::Sender<Vec<Row>>,
+) -> Result<u64> {
     let (sql, params) = chunk_query(schema, chunk)?;
     let mut total = 0u64;
     {

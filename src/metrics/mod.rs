@@ -101,6 +101,9 @@ struct Inner {
     snapshot_rows: IntCounterVec,
     snapshot_chunks: IntCounterVec,
     snapshot_state: IntGaugeVec,
+    snapshot_estimated: IntGaugeVec,
+    snapshot_rate: IntGaugeVec,
+    snapshot_eta: IntGaugeVec,
     verify_compared: IntCounterVec,
     drift_rows: IntGaugeVec,
     binlog_runway: Gauge,
@@ -155,6 +158,9 @@ pub struct TableMetrics {
     read: IntCounter,
     snapshot_rows: IntCounter,
     snapshot_chunks: IntCounter,
+    snapshot_estimated: IntGauge,
+    snapshot_rate: IntGauge,
+    snapshot_eta: IntGauge,
     verify_compared: IntCounter,
     snapshot: Arc<SnapshotProgress>,
 }
@@ -183,6 +189,16 @@ impl TableMetrics {
         self.snapshot_rows.inc_by(rows);
         self.snapshot_chunks.inc();
         self.snapshot.touch();
+    }
+
+    /// The copy's figures for this table, as its progress bar shows them: the rows the source
+    /// estimates it holds, rows copied per second so far, and seconds left at that pace
+    /// (0 once copied).
+    pub fn snapshot_progress(&self, estimated: u64, rows_per_second: u64, eta_seconds: u64) {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.snapshot_estimated.set(clamp(estimated));
+        self.snapshot_rate.set(clamp(rows_per_second));
+        self.snapshot_eta.set(clamp(eta_seconds));
     }
 
     /// The verifier compared `rows` more rows of this table.
@@ -268,6 +284,21 @@ impl Metrics {
             "Snapshot state of each table: 1 for its current state, 0 for the others.",
             &["table", "state"],
         )?;
+        let snapshot_estimated = r.gauge_vec(
+            "my2pg_snapshot_rows_estimated",
+            "Rows the source estimates a table being copied holds (the copy's 100 %).",
+            &["table"],
+        )?;
+        let snapshot_rate = r.gauge_vec(
+            "my2pg_snapshot_rows_per_second",
+            "Rows per second the copy of a table has averaged so far.",
+            &["table"],
+        )?;
+        let snapshot_eta = r.gauge_vec(
+            "my2pg_snapshot_eta_seconds",
+            "Seconds until the copy of a table ends at its average pace so far; 0 once copied.",
+            &["table"],
+        )?;
         let verify_compared = r.counter_vec(
             "my2pg_verify_rows_compared_total",
             "Rows compared between source and target by the verifier, by source table.",
@@ -343,6 +374,9 @@ impl Metrics {
                 snapshot_rows,
                 snapshot_chunks,
                 snapshot_state,
+                snapshot_estimated,
+                snapshot_rate,
+                snapshot_eta,
                 verify_compared,
                 drift_rows,
                 binlog_runway,
@@ -387,6 +421,9 @@ impl Metrics {
             read: op(ChangeOp::Read),
             snapshot_rows: i.snapshot_rows.with_label_values(&[name.as_str()]),
             snapshot_chunks: i.snapshot_chunks.with_label_values(&[name.as_str()]),
+            snapshot_estimated: i.snapshot_estimated.with_label_values(&[name.as_str()]),
+            snapshot_rate: i.snapshot_rate.with_label_values(&[name.as_str()]),
+            snapshot_eta: i.snapshot_eta.with_label_values(&[name.as_str()]),
             verify_compared: i.verify_compared.with_label_values(&[name.as_str()]),
             snapshot: Arc::clone(&i.snapshot),
         };

@@ -21,6 +21,7 @@
 
 pub mod consume;
 pub mod heartbeat;
+pub mod live;
 pub mod publish;
 pub mod runway;
 pub mod snapshot;
@@ -504,6 +505,8 @@ async fn run_once(
         applier.know(t.clone());
     }
     let mut copy = sink::snapshot::read(applier.client(), &ctx.pipeline).await?;
+    // Tables to copy while streaming (see `live`).
+    let mut live = Vec::new();
     ctx.health.set(Phase::Snapshotting);
     match applier.checkpoint().cloned() {
         None => {
@@ -512,7 +515,7 @@ async fn run_once(
                 Some(s) => s.start.clone(),
                 None => {
                     let mut c = ctx.source.connect().await?;
-                    let p = current_position(&mut c).await?;
+                    let p = cdc_reader::snapshot::start_position(&mut c).await?;
                     sink::snapshot::begin(applier.client(), &ctx.pipeline, &p).await?;
                     p
                 }
@@ -549,26 +552,43 @@ async fn run_once(
             for t in &tables {
                 let planned =
                     sink::snapshot::planned(applier.client(), &ctx.pipeline, &t.id).await?;
-                if opts.resnapshot.contains(&t.id) {
+                let unfinished = planned.iter().any(|c| !c.done);
+                if opts.resnapshot.contains(&t.id) && !unfinished {
                     prepare_recopy(ctx, applier.client(), t).await?;
                     again.push(t.clone());
-                } else if planned.is_empty() {
+                } else if planned.is_empty() || unfinished {
+                    // New to the selection, or a copy an earlier run did not finish: its
+                    // finished chunks are kept (also when the restart repeats
+                    // `--resnapshot` for it).
                     again.push(t.clone());
                 }
             }
             if !again.is_empty() {
-                info!(checkpoint = %cp, tables = again.len(), "copying tables new to the selection or asked to be copied again");
                 let pg = applier.client();
                 if copy.is_none() {
                     sink::snapshot::begin(pg, &ctx.pipeline, &cp).await?;
                 }
-                snapshot::copy_tables(ctx, copies(ctx, &again)?, WriteMode::Copy).await?;
-                let end = {
+                let flavor = {
                     let mut c = ctx.source.connect().await?;
-                    current_position(&mut c).await?
+                    cdc_reader::preflight::ServerInfo::read(&mut c)
+                        .await?
+                        .flavor
                 };
-                sink::snapshot::copied(pg, &ctx.pipeline, &end).await?;
-                copy = sink::snapshot::read(pg, &ctx.pipeline).await?;
+                if flavor == cdc_reader::preflight::Flavor::Mariadb && !opts.snapshot_only {
+                    info!(checkpoint = %cp, tables = again.len(), "copying tables new to the selection, asked to be copied again or left unfinished, while streaming goes on");
+                    live = again;
+                } else {
+                    // MySQL reports no snapshot positions (see `live`): the copy runs
+                    // before streaming resumes.
+                    info!(checkpoint = %cp, tables = again.len(), "copying tables new to the selection, asked to be copied again or left unfinished, then streaming");
+                    snapshot::copy_tables(ctx, copies(ctx, &again)?, WriteMode::Copy).await?;
+                    let end = {
+                        let mut c = ctx.source.connect().await?;
+                        current_position(&mut c).await?
+                    };
+                    sink::snapshot::copied(pg, &ctx.pipeline, &end).await?;
+                    copy = sink::snapshot::read(pg, &ctx.pipeline).await?;
+                }
             }
         }
     }
@@ -582,7 +602,7 @@ async fn run_once(
     let deferred_end = copy
         .filter(|c| c.phase == sink::snapshot::Phase::Copied)
         .and_then(|c| c.end);
-    stream(ctx, &mut applier, from, deferred_end, stop).await
+    stream(ctx, &mut applier, from, deferred_end, live, stop).await
 }
 
 pub(crate) fn applier_config(ctx: &SyncContext) -> ApplyConfig {
@@ -614,12 +634,12 @@ async fn prepare_recopy(
         .query(
             "SELECT 'DROP INDEX ' || quote_ident(n.nspname) || '.' || quote_ident(ci.relname), pg_get_indexdef(i.indexrelid) \
              FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ci.relnamespace \
-             WHERE i.indrelid = $1::regclass AND NOT i.indisprimary \
+             WHERE i.indrelid = $1::text::regclass AND NOT i.indisprimary \
                AND NOT (i.indisunique AND $2) \
              UNION ALL \
              SELECT 'ALTER TABLE ' || c.conrelid::regclass::text || ' DROP CONSTRAINT ' || quote_ident(c.conname), \
                     'ALTER TABLE ' || c.conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid) \
-             FROM pg_constraint c WHERE c.contype = 'f' AND (c.conrelid = $1::regclass OR c.confrelid = $1::regclass)",
+             FROM pg_constraint c WHERE c.contype = 'f' AND (c.conrelid = $1::text::regclass OR c.confrelid = $1::text::regclass)",
             &[&rel, &!m.key_is_primary],
         )
         .await
@@ -646,12 +666,33 @@ async fn stream(
     applier: &mut Applier,
     from: SourcePosition,
     mut deferred_end: Option<SourcePosition>,
+    live: Vec<Arc<TableSchema>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Exit> {
     // When nothing was written during the copy, the checkpoint already stands at the copy's
     // end: the deferred indexes and foreign keys are built now, not after the first binlog
     // event (a quiet source without heartbeats would otherwise never finish the snapshot).
     finish_copy_if_passed(ctx, applier, &mut deferred_end).await?;
+    // Tables copied beside the applier: the copy runs as a task, ordered against the
+    // applier through the gate; its end position arms the deferred DDL.
+    let (gate, mut live_copy) = if live.is_empty() {
+        (None, None)
+    } else {
+        let gate = live::Gate::new(&from);
+        let (ctx, g) = (ctx.clone(), Arc::clone(&gate));
+        let task = tokio::spawn(async move {
+            snapshot::copy_tables_live(&ctx, copies(&ctx, &live)?, g).await?;
+            let end = {
+                let mut c = ctx.source.connect().await?;
+                current_position(&mut c).await?
+            };
+            let pg = ctx.target.connect().await?;
+            sink::snapshot::copied(&pg, &ctx.pipeline, &end).await?;
+            info!(end = %end, "copy beside streaming finished; its indexes and keys follow once streaming passes its end");
+            Ok::<SourcePosition, anyhow::Error>(end)
+        });
+        (Some(gate), Some(AbortOnDrop(task)))
+    };
     let (tx, reader_rx) = mpsc::channel::<SourceTx>(ctx.sync.channel_capacity.max(1));
     // Between the reader and the applier sits a backlog bounded in bytes, not transactions:
     // while a batch applies, the reader keeps decoding into it, so the next batch can reach
@@ -684,7 +725,17 @@ async fn stream(
     ctx.health.set(Phase::Streaming);
     sink::state::record_phase(applier.client(), &ctx.pipeline, "streaming", None).await?;
     ctx.metrics.set_streaming(true);
-    let result = apply_loop(ctx, applier, &mut rx, &budget, &mut deferred_end, &mut stop).await;
+    let mut lp = Loop {
+        rx: &mut rx,
+        budget: &budget,
+        deferred_end: &mut deferred_end,
+        stop: &mut stop,
+        gate_rx: gate.as_ref().map(|g| g.subscribe()),
+        gate,
+        live_copy: &mut live_copy,
+    };
+    let result = apply_loop(ctx, applier, &mut lp).await;
+    drop(live_copy);
     ctx.metrics.set_streaming(false);
     let _ = hb_stop_tx.send(true);
     drop(rx);
@@ -742,25 +793,122 @@ async fn forward(
     }
 }
 
+/// Aborts a task when dropped (a copy beside streaming ends with the stream).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the apply loop works with.
+struct Loop<'a> {
+    rx: &'a mut mpsc::Receiver<(SourceTx, u32)>,
+    budget: &'a tokio::sync::Semaphore,
+    deferred_end: &'a mut Option<SourcePosition>,
+    stop: &'a mut watch::Receiver<bool>,
+    /// Set while tables are copied beside the applier.
+    gate: Option<Arc<live::Gate>>,
+    /// The gate's changes, while a gate is set.
+    gate_rx: Option<watch::Receiver<u64>>,
+    live_copy: &'a mut Option<AbortOnDrop<Result<SourcePosition>>>,
+}
+
+/// What the apply loop waits for.
+enum Next {
+    Tx(SourceTx, u32),
+    ReaderEnded,
+    Stopped,
+    /// The gate or the copy beside streaming changed.
+    Recheck,
+}
+
+impl Loop<'_> {
+    /// Marks the gate's current state as seen: a change after this wakes [`Loop::next`].
+    fn mark_seen(&mut self) {
+        if let Some(r) = self.gate_rx.as_mut() {
+            r.borrow_and_update();
+        }
+    }
+
+    /// Waits for a transaction (unless one waits for the gate), a stop, a change of the gate
+    /// since [`Loop::mark_seen`], or the end of the copy beside streaming.
+    async fn next(&mut self, waiting_for_gate: bool) -> Result<Next> {
+        let (rx, stop, gate_rx, live_copy) = (
+            &mut *self.rx,
+            &mut *self.stop,
+            &mut self.gate_rx,
+            &mut *self.live_copy,
+        );
+        let gate_changed = async {
+            match gate_rx.as_mut() {
+                Some(r) if waiting_for_gate => {
+                    let _ = r.changed().await;
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        let copy_done = async {
+            match live_copy.as_mut() {
+                Some(t) => (&mut t.0).await,
+                None => std::future::pending().await,
+            }
+        };
+        let copied = tokio::select! {
+            msg = rx.recv(), if !waiting_for_gate => return Ok(match msg {
+                Some((t, n)) => Next::Tx(t, n),
+                None => Next::ReaderEnded,
+            }),
+            _ = stop.changed() => return Ok(Next::Stopped),
+            () = gate_changed => return Ok(Next::Recheck),
+            r = copy_done => r,
+        };
+        *self.live_copy = None;
+        let end = copied.map_err(|e| anyhow!("the copy beside streaming failed: {e}"))??;
+        *self.deferred_end = Some(end);
+        Ok(Next::Recheck)
+    }
+
+    fn admits(&self, t: &SourceTx) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.try_admit(t))
+    }
+}
+
 /// Batches and applies until stopped (`Ok(Some)`), the reader ends (`Ok(None)`), or an error.
 async fn apply_loop(
     ctx: &SyncContext,
     applier: &mut Applier,
-    rx: &mut mpsc::Receiver<(SourceTx, u32)>,
-    budget: &tokio::sync::Semaphore,
-    deferred_end: &mut Option<SourcePosition>,
-    stop: &mut watch::Receiver<bool>,
+    lp: &mut Loop<'_>,
 ) -> Result<Option<Exit>> {
+    // A transaction the gate did not admit yet (a chunk copied beside streaming holds it).
+    let mut waiting: Option<(SourceTx, u32)> = None;
+    // Held while the applier's PostgreSQL transaction is open, when a gate is set.
+    let mut writing: Option<tokio::sync::OwnedRwLockWriteGuard<()>> = None;
     loop {
-        if *stop.borrow() {
+        if *lp.stop.borrow() {
             return Ok(Some(Exit::Stopped));
         }
-        let (first, held) = tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(t) => t,
-                None => return Ok(None),
-            },
-            _ = stop.changed() => return Ok(Some(Exit::Stopped)),
+        lp.mark_seen();
+        let (first, held) = match waiting.take() {
+            Some((t, n)) if lp.admits(&t) => (t, n),
+            w => {
+                let blocked = w.is_some();
+                waiting = w;
+                match lp.next(blocked).await? {
+                    Next::Tx(t, n) if lp.admits(&t) => (t, n),
+                    Next::Tx(t, n) => {
+                        waiting = Some((t, n));
+                        continue;
+                    }
+                    Next::ReaderEnded => return Ok(None),
+                    Next::Stopped => return Ok(Some(Exit::Stopped)),
+                    Next::Recheck => {
+                        finish_copy_if_passed(ctx, applier, lp.deferred_end).await?;
+                        continue;
+                    }
+                }
+            }
         };
         let mut held = held as usize;
         let first = ctx.transforms.apply(first)?;
@@ -773,21 +921,35 @@ async fn apply_loop(
             && bytes < ctx.sync.batch_bytes
             && batch.last().is_some_and(|t| t.fragment.last)
         {
-            match rx.try_recv() {
-                Ok((t, n)) => {
+            match lp.rx.try_recv() {
+                Ok((t, n)) if lp.admits(&t) => {
                     held += n as usize;
                     let t = ctx.transforms.apply(t)?;
                     rows += t.row_count();
                     bytes += t.approx_bytes();
                     batch.push(t);
                 }
+                Ok(t) => {
+                    waiting = Some(t);
+                    break;
+                }
                 Err(_) => break,
             }
         }
+        if let Some(g) = &lp.gate
+            && writing.is_none()
+        {
+            writing = Some(Arc::clone(&g.writes).write_owned().await);
+        }
+        let open_after = batch.last().is_some_and(|t| !t.fragment.last);
         let started = Instant::now();
         let outcome = applier.apply(batch).await;
-        budget.add_permits(held);
+        lp.budget.add_permits(held);
         let outcome = outcome?;
+        if !open_after {
+            // The transaction committed: chunks may write again.
+            writing = None;
+        }
         let now = SystemTime::now();
         ctx.metrics.apply_batch_finished(started.elapsed());
         ctx.metrics.transactions_applied(outcome.transactions);
@@ -808,7 +970,7 @@ async fn apply_loop(
         if let Some(cp) = applier.checkpoint() {
             ctx.tracker.set_resume(cp);
         }
-        finish_copy_if_passed(ctx, applier, deferred_end).await?;
+        finish_copy_if_passed(ctx, applier, lp.deferred_end).await?;
     }
 }
 

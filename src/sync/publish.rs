@@ -71,7 +71,7 @@ pub async fn run_once(
                 Some(s) => s.start,
                 None => {
                     let mut c = ctx.source.connect().await?;
-                    let p = current_position(&mut c).await?;
+                    let p = cdc_reader::snapshot::start_position(&mut c).await?;
                     sink::snapshot::begin(&pg, &ctx.pipeline, &p).await?;
                     p
                 }

@@ -32,10 +32,18 @@
 //! marked done in the same transaction, so after a crash only unfinished chunks are copied, each
 //! from a new snapshot taken after `P_start` — the argument above still holds.
 //!
-//! **Re-copying one table while streaming goes on** (`--resnapshot`, or a table newly added
-//! to the selection) uses the same argument with the applier's position in the role of
-//! `P_start`: the table is emptied, its chunks are upserted by workers while the applier keeps
-//! applying every change, and its deferred DDL runs once the applier passed the copy's end.
+//! **`P_start` on MariaDB** is the position of a consistent snapshot
+//! (`cdc_reader::snapshot::start_position`), not `@@gtid_binlog_pos`: a transaction can be in
+//! the binlog a moment before InnoDB makes it visible, and a position naming it would let a
+//! chunk that started in that moment miss it while streaming skips it.
+//!
+//! **Copying tables while streaming goes on** (`--resnapshot`, a table newly added to the
+//! selection, or the rest of such a copy after a crash) uses the same argument chunk by chunk
+//! (`super::live`): the table is emptied (its key kept, its other indexes and foreign keys
+//! deferred), and each chunk's rows are upserted while the applier keeps applying every
+//! table, with no change newer than the chunk's snapshot applied before the chunk commits.
+//! Its deferred DDL runs once the applier passed the copy's end. On MySQL, which reports no
+//! snapshot positions, such a copy runs before streaming resumes.
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
@@ -49,7 +57,10 @@ use schemas::{PgValue, Row, SourcePosition, TableId, TableMapping, TableSchema};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use cdc_reader::snapshot::{Chunk, chunk_bounds, chunks, read_chunk, row_estimate};
+use cdc_reader::snapshot::{
+    Chunk, abandon_snapshot, begin_snapshot, chunk_bounds, chunks, read_chunk, read_open_chunk,
+    row_estimate, snapshot_gtid_pos,
+};
 use sink::apply::{ErrorPolicy, stage};
 use sink::snapshot as state;
 
@@ -93,18 +104,24 @@ struct Job {
     chunk: Chunk,
 }
 
-/// Progress display: bars on a terminal, a line per table per minute otherwise.
+/// Progress display: bars on a terminal, a line per table every `progress_log_secs`
+/// otherwise; the same figures (rows, rows/s, seconds left) as metrics either way.
 struct Progress {
     bars: Option<(MultiProgress, Vec<ProgressBar>, ProgressBar)>,
     copied: Vec<AtomicU64>,
+    /// Rows this run copied (without those a crashed run copied): the pace's numerator.
+    run_rows: Vec<AtomicU64>,
     estimates: Vec<u64>,
     names: Vec<String>,
+    metrics: Vec<crate::metrics::TableMetrics>,
+    /// When each table's first rows arrived (its pace is measured from there).
+    began: Vec<std::sync::OnceLock<Instant>>,
+    log_every: Duration,
     last_log: Mutex<Instant>,
-    started: Instant,
 }
 
 impl Progress {
-    fn new(tables: &[TableCopy], estimates: Vec<u64>) -> Progress {
+    fn new(ctx: &SyncContext, tables: &[TableCopy], estimates: Vec<u64>) -> Progress {
         let names: Vec<String> = tables.iter().map(|t| t.schema.id.to_string()).collect();
         let bars = std::io::stderr().is_terminal().then(|| {
             let mp = MultiProgress::new();
@@ -127,13 +144,23 @@ impl Progress {
             total.set_prefix("total");
             (mp, bars, total)
         });
+        let metrics: Vec<_> = tables
+            .iter()
+            .map(|t| ctx.metrics.table(&t.schema.id))
+            .collect();
+        for (m, e) in metrics.iter().zip(&estimates) {
+            m.snapshot_progress(*e, 0, 0);
+        }
         Progress {
             bars,
             copied: names.iter().map(|_| AtomicU64::new(0)).collect(),
+            run_rows: names.iter().map(|_| AtomicU64::new(0)).collect(),
+            began: names.iter().map(|_| std::sync::OnceLock::new()).collect(),
             estimates,
             names,
+            metrics,
+            log_every: Duration::from_secs(ctx.snapshot.progress_log_secs.max(1)),
             last_log: Mutex::new(Instant::now()),
-            started: Instant::now(),
         }
     }
 
@@ -153,8 +180,27 @@ impl Progress {
         }
     }
 
+    /// Rows per second of table `i` since its first rows, and the seconds left at that pace.
+    fn pace(&self, i: usize, copied: u64, this_run: u64) -> (u64, u64) {
+        let secs = self
+            .began
+            .get(i)
+            .and_then(|b| b.get())
+            .map_or(0.0, |b| b.elapsed().as_secs_f64());
+        if secs <= 0.0 || this_run == 0 {
+            return (0, 0);
+        }
+        let rate = this_run as f64 / secs;
+        let left = self.estimates[i].saturating_sub(copied) as f64;
+        (rate as u64, (left / rate).ceil() as u64)
+    }
+
     fn add(&self, table: usize, rows: u64) {
+        self.began[table].get_or_init(Instant::now);
         let now = self.copied[table].fetch_add(rows, Ordering::Relaxed) + rows;
+        let run = self.run_rows[table].fetch_add(rows, Ordering::Relaxed) + rows;
+        let (rate, eta) = self.pace(table, now, run);
+        self.metrics[table].snapshot_progress(self.estimates[table].max(now), rate, eta);
         if let Some((_, bars, total)) = &self.bars {
             if let Some(b) = bars.get(table) {
                 if now > b.length().unwrap_or(0) {
@@ -166,9 +212,8 @@ impl Progress {
             return;
         }
         let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
-        if last.elapsed() >= Duration::from_secs(60) {
+        if last.elapsed() >= self.log_every {
             *last = Instant::now();
-            let secs = self.started.elapsed().as_secs_f64().max(0.001);
             for (i, name) in self.names.iter().enumerate() {
                 let c = self.copied[i].load(Ordering::Relaxed);
                 let pct = if self.estimates[i] > 0 {
@@ -176,12 +221,18 @@ impl Progress {
                 } else {
                     0
                 };
-                info!(table = %name, rows = c, percent = pct, rows_per_second = (c as f64 / secs) as u64, "copying");
+                let (rate, eta) = self.pace(i, c, self.run_rows[i].load(Ordering::Relaxed));
+                info!(table = %name, rows = c, estimated = self.estimates[i], percent = pct, rows_per_second = rate, eta_seconds = eta, "copying");
             }
         }
     }
 
     fn finish(&self) {
+        for (i, m) in self.metrics.iter().enumerate() {
+            let c = self.copied[i].load(Ordering::Relaxed);
+            let (rate, _) = self.pace(i, c, self.run_rows[i].load(Ordering::Relaxed));
+            m.snapshot_progress(self.estimates[i].max(c), rate, 0);
+        }
         if let Some((_, bars, total)) = &self.bars {
             for b in bars {
                 b.finish();
@@ -320,6 +371,25 @@ async fn create_missing(
 /// chunks in key order, also keeps the end of the copy short: the last chunks to run are
 /// those of small tables (longest-processing-time-first order).
 pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteMode) -> Result<()> {
+    copy_with(ctx, tables, mode, None).await
+}
+
+/// Copies `tables` (emptied or new) into the target while the applier streams, each chunk
+/// ordered against the applier through `gate` (see [`super::live`]). MariaDB only.
+pub async fn copy_tables_live(
+    ctx: &SyncContext,
+    tables: Vec<TableCopy>,
+    gate: Arc<super::live::Gate>,
+) -> Result<()> {
+    copy_with(ctx, tables, WriteMode::Upsert, Some(gate)).await
+}
+
+async fn copy_with(
+    ctx: &SyncContext,
+    tables: Vec<TableCopy>,
+    mode: WriteMode,
+    gate: Option<Arc<super::live::Gate>>,
+) -> Result<()> {
     if tables.is_empty() {
         return Ok(());
     }
@@ -335,7 +405,7 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
     }
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(estimates[i]));
-    let progress = Arc::new(Progress::new(&tables, estimates));
+    let progress = Arc::new(Progress::new(ctx, &tables, estimates));
     let cap = Arc::new(RateCap {
         per_second: ctx.snapshot.max_rows_per_second,
         started: Instant::now(),
@@ -364,7 +434,10 @@ pub async fn copy_tables(ctx: &SyncContext, tables: Vec<TableCopy>, mode: WriteM
             progress.clone(),
             cap.clone(),
             copied.clone(),
-            mode,
+            Target {
+                mode,
+                gate: gate.clone(),
+            },
         ));
     }
     // The workers hold the queue: once all of them failed, sending fails and planning stops.
@@ -588,6 +661,12 @@ impl TablesCopied {
     }
 }
 
+/// How a worker writes: the mode, and the gate when copying beside the applier.
+struct Target {
+    mode: WriteMode,
+    gate: Option<Arc<super::live::Gate>>,
+}
+
 async fn worker(
     ctx: SyncContext,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
@@ -595,7 +674,7 @@ async fn worker(
     progress: Arc<Progress>,
     cap: Arc<RateCap>,
     copied: Option<Arc<TablesCopied>>,
-    mode: WriteMode,
+    Target { mode, gate }: Target,
 ) -> Result<()> {
     let mut my = ctx.source.connect().await?;
     let pg = ctx.target.connect().await?;
@@ -617,6 +696,12 @@ async fn worker(
         let Some(job) = job else { break };
         let t = &tables[job.table];
         let started = Instant::now();
+        // Copying beside the applier: the chunk's snapshot and its write are ordered against
+        // the applier (see `live`); both are released when the chunk committed.
+        let mut ticket = None;
+        if let Some(g) = &gate {
+            ticket = Some(snapshot_for(&mut my, g, &t.schema.id).await?);
+        }
         pg.batch_execute("BEGIN").await?;
         if mode == WriteMode::Upsert {
             stage::ensure(&pg, &t.mapping, &mut stages).await?;
@@ -626,7 +711,11 @@ async fn worker(
         }
         let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
         let read = async {
-            let r = read_chunk(&mut my, &t.schema, &job.chunk, READ_BATCH_ROWS, &tx).await;
+            let r = if ticket.is_some() {
+                read_open_chunk(&mut my, &t.schema, &job.chunk, READ_BATCH_ROWS, &tx).await
+            } else {
+                read_chunk(&mut my, &t.schema, &job.chunk, READ_BATCH_ROWS, &tx).await
+            };
             drop(tx);
             r
         };
@@ -685,7 +774,11 @@ async fn worker(
                                 Err(e) => reject(&ctx, &pg, t, r, e).await?,
                             }
                         }
-                        stage::upsert(&pg, &t.mapping, &converted).await?;
+                        if mode == WriteMode::Upsert {
+                            // Into staging: the target's rows are written at once at the end
+                            // of the chunk (see below).
+                            stage::stage_rows(&pg, &t.mapping, &converted).await?;
+                        }
                         converted.len() as u64
                     }
                 };
@@ -716,6 +809,15 @@ async fn worker(
                 return Err(e);
             }
         };
+        // A chunk beside the applier touches the target's rows in one short statement, while
+        // the applier writes nothing (see `live`).
+        let mut writing = None;
+        if mode == WriteMode::Upsert {
+            if let Some(g) = &gate {
+                writing = Some(Arc::clone(&g.writes).read_owned().await);
+            }
+            stage::merge_staged(&pg, &t.mapping).await?;
+        }
         if let Some(p) = &publisher {
             // Published before marked done: a crash in between publishes the chunk again
             // (harmless, see the module documentation), never loses it.
@@ -723,6 +825,7 @@ async fn worker(
         }
         state::chunk_done(&pg, &ctx.pipeline, &t.schema.id, job.chunk.index, written).await?;
         pg.batch_execute("COMMIT").await?;
+        drop((writing, ticket));
         tracing::debug!(table = %t.schema.id, chunk = job.chunk.index, rows = written, ms = started.elapsed().as_millis() as u64, "chunk copied");
         if let Some(c) = &copied {
             c.chunk_committed(job.table, &t.schema.id);
@@ -731,6 +834,42 @@ async fn worker(
     let _ = my.disconnect().await;
     Ok(())
 }
+
+/// Starts the chunk's snapshot on `my` once it shows everything the applier admitted, and
+/// returns the ticket that keeps the applier inside it (see `live`).
+async fn snapshot_for(
+    my: &mut mysql_async::Conn,
+    gate: &Arc<super::live::Gate>,
+    table: &TableId,
+) -> Result<super::live::Ticket> {
+    let ticket = gate.hold();
+    // A transaction the applier admitted is in the binlog; it is visible to new snapshots a
+    // moment later, once InnoDB committed it too. Waiting longer than this means the source
+    // does not report snapshot positions as MariaDB documents them.
+    for _ in 0..SNAPSHOT_TRIES {
+        begin_snapshot(my, table).await?;
+        let (seen, _) = snapshot_gtid_pos(my).await?.ok_or_else(|| {
+            anyhow!(
+                "the source reports no binlog position for consistent snapshots \
+                 (binlog_snapshot_file is empty): copying {table} while streaming needs MariaDB \
+                 with its binary log on"
+            )
+        })?;
+        if ticket.limit(seen) {
+            return Ok(ticket);
+        }
+        abandon_snapshot(my).await?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Err(anyhow!(
+        "the source's consistent snapshots of {table} kept missing transactions already \
+         streamed; stop writes to it briefly or copy it with streaming stopped (sync \
+         --snapshot-only after emptying the target table)"
+    ))
+}
+
+/// Snapshots a chunk may take before it shows what the applier admitted (2 ms apart).
+const SNAPSHOT_TRIES: usize = 1000;
 
 /// Runs the deferred DDL once the applied position is at or after `end`; returns whether it
 /// ran (or nothing was deferred).

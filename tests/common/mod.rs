@@ -293,6 +293,20 @@ pub async fn wait_identical(db: &my2pg::harness::TestDb, tables: &[&str], timeou
     }
 }
 
+/// `sync` with `cfg`, `opts` and `metrics` in a task: the stop sender and the task.
+pub fn start_with(
+    cfg: &my2pg::config::Config,
+    opts: my2pg::sync::SyncOptions,
+    metrics: my2pg::metrics::Metrics,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<my2pg::sync::Exit>>,
+) {
+    let ctx = my2pg::sync::context(cfg, metrics, my2pg::health::Health::new()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    (stop_tx, tokio::spawn(my2pg::sync::run(ctx, opts, stop_rx)))
+}
+
 /// `sync` with `cfg` in a task: the stop sender and the task.
 pub async fn start(
     cfg: my2pg::config::Config,
@@ -300,20 +314,10 @@ pub async fn start(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<anyhow::Result<my2pg::sync::Exit>>,
 ) {
-    let ctx = my2pg::sync::context(
+    start_with(
         &cfg,
+        my2pg::sync::SyncOptions::default(),
         my2pg::metrics::Metrics::new().unwrap(),
-        my2pg::health::Health::new(),
-    )
-    .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    (
-        stop_tx,
-        tokio::spawn(my2pg::sync::run(
-            ctx,
-            my2pg::sync::SyncOptions::default(),
-            stop_rx,
-        )),
     )
 }
 

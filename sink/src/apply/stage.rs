@@ -172,9 +172,32 @@ pub async fn upsert(client: &Client, m: &TableMapping, rows: &[Vec<PgValue>]) ->
     if rows.is_empty() {
         return Ok(0);
     }
+    stage_rows(client, m, rows).await?;
+    merge_staged(client, m).await
+}
+
+/// Adds `rows` (each in the mapping's column order) to the staging table of `m`, touching no
+/// row of the target until [`merge_staged`].
+pub async fn stage_rows(client: &Client, m: &TableMapping, rows: &[Vec<PgValue>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (stage, _) = stage_names(m);
+    copy_into(
+        client,
+        &stage,
+        &binary::column_list(m),
+        rows,
+        &m.target.to_string(),
+    )
+    .await
+}
+
+/// Upserts every row staged for `m` into the target in one statement, and empties the
+/// staging table.
+pub async fn merge_staged(client: &Client, m: &TableMapping) -> Result<u64> {
     let (stage, _) = stage_names(m);
     let what = m.target.to_string();
-    copy_into(client, &stage, &binary::column_list(m), rows, &what).await?;
     let n = client
         .execute(&upsert_sql(m), &[])
         .await
