@@ -578,10 +578,12 @@ async fn run_once(
                     info!(checkpoint = %cp, tables = again.len(), "copying tables new to the selection, asked to be copied again or left unfinished, while streaming goes on");
                     live = again;
                 } else {
-                    // MySQL reports no snapshot positions (see `live`): the copy runs
-                    // before streaming resumes.
+                    // MySQL reports no snapshot positions (see `live`), and `--snapshot-only`
+                    // does not stream: the copy runs before streaming resumes. Upserted, not
+                    // COPYed: a copy interrupted while streaming went on left rows the applier
+                    // wrote in its unfinished chunks.
                     info!(checkpoint = %cp, tables = again.len(), "copying tables new to the selection, asked to be copied again or left unfinished, then streaming");
-                    snapshot::copy_tables(ctx, copies(ctx, &again)?, WriteMode::Copy).await?;
+                    snapshot::copy_tables(ctx, copies(ctx, &again)?, WriteMode::Upsert).await?;
                     let end = {
                         let mut c = ctx.source.connect().await?;
                         current_position(&mut c).await?

@@ -125,9 +125,15 @@ impl Progress {
         let names: Vec<String> = tables.iter().map(|t| t.schema.id.to_string()).collect();
         let bars = std::io::stderr().is_terminal().then(|| {
             let mp = MultiProgress::new();
+            // indicatif's `{per_sec:N}` reads N as decimal places: whole rows per second,
+            // right-aligned, instead.
+            let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:>9.0} rows/s", s.per_sec());
+            };
             let style = ProgressStyle::with_template(
-                "{prefix:>28} {bar:30} {pos:>10}/{len:10} {per_sec:>12} eta {eta}",
+                "{prefix:>28} {bar:30} {pos:>10}/{len:10} {rate} eta {eta}",
             )
+            .map(|s| s.with_key("rate", rate))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             let bars: Vec<ProgressBar> = names
                 .iter()
@@ -228,15 +234,21 @@ impl Progress {
     }
 
     fn finish(&self) {
+        let mut all = 0;
         for (i, m) in self.metrics.iter().enumerate() {
             let c = self.copied[i].load(Ordering::Relaxed);
+            all += c;
             let (rate, _) = self.pace(i, c, self.run_rows[i].load(Ordering::Relaxed));
             m.snapshot_progress(self.estimates[i].max(c), rate, 0);
         }
+        // The bars end at the rows copied, not at the source's estimate (`finish` would fill
+        // them up to it).
         if let Some((_, bars, total)) = &self.bars {
-            for b in bars {
+            for (i, b) in bars.iter().enumerate() {
+                b.set_length(self.copied[i].load(Ordering::Relaxed));
                 b.finish();
             }
+            total.set_length(all);
             total.finish();
         }
     }
