@@ -98,6 +98,25 @@ fn wrong_url_scheme_names_the_key() {
 }
 
 #[test]
+fn resnapshot_through_kafka_is_refused_with_the_alternatives() {
+    let out = my2pg(
+        &[
+            "sync",
+            "--source",
+            "mysql://u@127.0.0.1:1",
+            "--target",
+            "postgres://u@127.0.0.1:1/db",
+            "--via",
+            "kafka",
+            "--resnapshot",
+            "shop.orders",
+        ],
+        &[],
+    );
+    assert_clean_error(&out, &["--resnapshot", "--via kafka", "pipeline"]);
+}
+
+#[test]
 fn missing_source_says_how_to_give_one() {
     let out = my2pg(&["check"], &[]);
     assert_clean_error(&out, &["source.url", "--source"]);

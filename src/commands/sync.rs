@@ -35,6 +35,16 @@ pub async fn run(
         })?;
         resnapshot_ids.push(id);
     }
+    if via == crate::cli::Via::Kafka && !resnapshot_ids.is_empty() {
+        return Err(ConfigError::new(
+            "--resnapshot",
+            "copying a table again is not supported with --via kafka (its copy would need \
+             ordering against the apply workers' streams)",
+            "start a new pipeline (another [sync] pipeline name) to copy every table again \
+             through Kafka, or sync directly (without --via kafka), which supports --resnapshot",
+        )
+        .into());
+    }
     let opts = SyncOptions {
         snapshot_only,
         resnapshot: resnapshot_ids,
