@@ -6,9 +6,17 @@
 //! ends when its values are dense, else a walk of the key in the server's order; either way
 //! chunk `i` is `key >= b(i) AND key < b(i+1)` evaluated by the server, so the chunks cover
 //! every row exactly once whatever the bounds). 3. Copy the chunks with N workers, in parallel across and within
-//! tables; each chunk is read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT` (no lock
-//! of any kind) and written with binary COPY, and its rows and its `done` mark commit together.
-//! 4. Read the position `P_end` after the last chunk. 5. Stream from `P_start`.
+//! tables; each chunk is read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT` (no row
+//! or table lock) and written with binary COPY, and its rows and its `done` mark commit
+//! together. 4. Read the position `P_end` after the last chunk. 5. Stream from `P_start`.
+//!
+//! **Locks.** A chunk's read takes no lock the application's reads or writes wait on. Like any
+//! query, it holds InnoDB's shared metadata lock on its table until the chunk's transaction
+//! ends, which only DDL waits for: an `ALTER TABLE` issued during the copy waits for the
+//! chunk in flight (and, as MariaDB queues metadata locks, the table's writes wait behind that
+//! `ALTER`). A chunk lasts `chunk_rows` divided by the copy's pace, well under a second with
+//! the defaults; a low `max_rows_per_second` lengthens it, so lower `chunk_rows` with it when
+//! DDL may run during the copy.
 //!
 //! **Why the result is exact.** Every chunk shows the committed state of its rows at some
 //! instant after `P_start` (its snapshot started after `P_start` was read). Streaming replays
