@@ -869,6 +869,9 @@ impl Loop<'_> {
         *self.live_copy = None;
         let end = copied.map_err(|e| anyhow!("the copy beside streaming failed: {e}"))??;
         *self.deferred_end = Some(end);
+        // No chunk holds the applier any more.
+        self.gate = None;
+        self.gate_rx = None;
         Ok(Next::Recheck)
     }
 

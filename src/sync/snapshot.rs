@@ -883,8 +883,8 @@ async fn snapshot_for(
     }
     Err(anyhow!(
         "the source's consistent snapshots of {table} kept missing transactions already \
-         streamed; stop writes to it briefly or copy it with streaming stopped (sync \
-         --snapshot-only after emptying the target table)"
+         streamed (for 2 s); copy it with streaming stopped: `my2pg sync --snapshot-only`, \
+         then `my2pg sync`"
     ))
 }
 
