@@ -86,6 +86,16 @@ pub enum ReaderError {
         /// What was looked for.
         what: String,
     },
+    /// A table's columns or the table itself changed while a chunk of it was read (a column
+    /// dropped or renamed, the table dropped): retried, and the retry reads the new schema.
+    #[error("{table} changed while it was copied (the copy resumes with its new definition)")]
+    ChangedDuringCopy {
+        /// The table.
+        table: String,
+        /// The server's error.
+        #[source]
+        source: mysql_async::Error,
+    },
     /// The binlog stream ended or the connection dropped.
     #[error("binlog connection lost")]
     StreamLost {
@@ -136,7 +146,7 @@ impl ReaderError {
             ReaderError::Connect { source, .. } | ReaderError::Query { source, .. } => {
                 is_transient_driver_error(source)
             }
-            ReaderError::StreamLost { .. } => true,
+            ReaderError::StreamLost { .. } | ReaderError::ChangedDuringCopy { .. } => true,
             _ => false,
         }
     }

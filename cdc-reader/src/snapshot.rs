@@ -443,6 +443,19 @@ pub async fn start_position(conn: &mut Conn) -> Result<schemas::SourcePosition> 
     crate::binlog::stream::current_position(conn).await
 }
 
+/// A chunk's read error: a column or table that no longer exists means the table changed
+/// since the copy read its schema (retried with the new one), anything else is the query's.
+fn chunk_error(schema: &TableSchema, chunk: &Chunk, e: mysql_async::Error) -> ReaderError {
+    // ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE.
+    if matches!(&e, mysql_async::Error::Server(s) if s.code == 1054 || s.code == 1146) {
+        return ReaderError::ChangedDuringCopy {
+            table: schema.id.to_string(),
+            source: e,
+        };
+    }
+    q(format!("reading chunk {} of {}", chunk.index, schema.id))(e)
+}
+
 /// Reads one chunk in the snapshot [`begin_snapshot`] started, like [`read_chunk`], and ends
 /// the snapshot.
 pub async fn read_open_chunk(
@@ -458,7 +471,7 @@ pub async fn read_open_chunk(
         let mut result = conn
             .exec_iter(sql, params)
             .await
-            .map_err(q(format!("reading chunk {} of {}", chunk.index, schema.id)))?;
+            .map_err(|e| chunk_error(schema, chunk, e))?;
         // `QueryResult::next` rather than `QueryResult::stream`: the stream boxes a future
         // for every row, a measurable share of the copy's CPU. `next` is public but hidden
         // from mysql_async's docs; its own `for_each`, `collect` and tests are built on it.
@@ -468,7 +481,7 @@ pub async fn read_open_chunk(
             let row = result
                 .next()
                 .await
-                .map_err(|e| q(format!("reading chunk {} of {}", chunk.index, schema.id))(e))?;
+                .map_err(|e| chunk_error(schema, chunk, e))?;
             let Some(row) = row else { break };
             batch.push(decode_row(schema, row)?);
             if batch.len() >= batch_rows {

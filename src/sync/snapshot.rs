@@ -722,10 +722,13 @@ async fn worker(
         if let Some(g) = &gate {
             ticket = Some(snapshot_for(&mut my, g, &t.schema.id).await?);
         }
-        pg.batch_execute("BEGIN").await?;
         if mode == WriteMode::Upsert {
+            // Before the chunk's transaction: creating the staging table reads the target's
+            // definition, and that lock must not outlast the statement (the applier's DDL on
+            // the table would wait for it while the chunk waits for the applier).
             stage::ensure(&pg, &t.mapping, &mut stages).await?;
         }
+        pg.batch_execute("BEGIN").await?;
         if let Some(p) = &publisher {
             p.begin()?;
         }
