@@ -77,6 +77,19 @@ fn the_seed_event_decodes() {
     assert_eq!(after.0[4], schemas::Value::Json("true".into()));
 }
 
+/// Found by `random_bytes_never_panic`: binary JSON holding an opaque DECIMAL of precision 0
+/// and scale 1 made mysql_common's decimal size computation underflow.
+#[test]
+fn a_decimal_with_scale_above_precision_is_refused_not_a_panic() {
+    let mut data = vec![15, 246, 2, 0, 1];
+    data.resize(78, 0);
+    fuzzing::binlog_file(&data);
+    fuzzing::table_map_and_rows(&data);
+    fuzzing::maria_events(&data);
+    fuzzing::jsonb(&data);
+    fuzzing::ddl(&data);
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Flip(usize, u8),

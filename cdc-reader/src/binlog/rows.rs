@@ -245,6 +245,13 @@ pub fn decode_value(c: &mut Cursor<'_>, mc: &MapColumn, col: &Column) -> DecodeR
         Wire::Float => Value::Float(f32::from_bits(c.u32()?)),
         Wire::Double => Value::Double(f64::from_bits(c.u64()?)),
         Wire::NewDecimal { precision, scale } => {
+            // mysql_common's reader subtracts scale from precision unchecked: metadata MySQL
+            // never writes (scale above precision, precision 0 or above 65) is refused here.
+            if *scale > *precision || *precision == 0 || *precision > 65 {
+                return Err(DecodeError(format!(
+                    "DECIMAL({precision}, {scale}) is not a valid column definition"
+                )));
+            }
             let size = decimal_bin_size(*precision, *scale);
             let bytes = c.take(size)?;
             let d = mysql_common::binlog::decimal::Decimal::read_bin(
